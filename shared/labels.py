@@ -1,0 +1,69 @@
+"""Well-known node label, taint and annotation keys.
+
+One place for every key jitnode reads or writes, so the extender, the launcher, the local
+cluster and the manifests agree on spelling. Kubernetes' own keys come first, then ours
+under ``jitnode.io/`` (shaped like Karpenter's ``karpenter.sh/`` and ``karpenter.k8s.aws/``).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+GROUP: Final = "jitnode.io"
+
+# Kubernetes well-known labels.
+INSTANCE_TYPE: Final = "node.kubernetes.io/instance-type"
+ZONE: Final = "topology.kubernetes.io/zone"
+REGION: Final = "topology.kubernetes.io/region"
+ARCH: Final = "kubernetes.io/arch"
+OS: Final = "kubernetes.io/os"
+HOSTNAME: Final = "kubernetes.io/hostname"
+
+# jitnode labels, set on every node it launches.
+CAPACITY_TYPE: Final = "jitnode.io/capacity-type"
+NODEPOOL: Final = "jitnode.io/nodepool"
+NODECLAIM: Final = "jitnode.io/nodeclaim"
+INSTANCE_FAMILY: Final = "jitnode.io/instance-family"
+INSTANCE_SIZE: Final = "jitnode.io/instance-size"
+INSTANCE_CATEGORY: Final = "jitnode.io/instance-category"
+INSTANCE_GENERATION: Final = "jitnode.io/instance-generation"
+INSTANCE_CPU: Final = "jitnode.io/instance-cpu"
+INSTANCE_MEMORY: Final = "jitnode.io/instance-memory"
+
+CAPACITY_TYPE_ON_DEMAND: Final = "on-demand"
+CAPACITY_TYPE_SPOT: Final = "spot"
+
+# Labels the launcher knows the value of before a node exists (it can plan on them).
+WELL_KNOWN_LABELS: Final = frozenset(
+    {
+        INSTANCE_TYPE,
+        ZONE,
+        REGION,
+        ARCH,
+        OS,
+        CAPACITY_TYPE,
+        NODEPOOL,
+        INSTANCE_FAMILY,
+        INSTANCE_SIZE,
+        INSTANCE_CATEGORY,
+        INSTANCE_GENERATION,
+        INSTANCE_CPU,
+        INSTANCE_MEMORY,
+    }
+)
+
+# Taint the launcher puts on a node it drains; the extender's filter fails such nodes.
+DISRUPTED_TAINT: Final = "jitnode.io/disrupted"
+# Annotation the launcher sets on a node it is about to delete (before the taint lands).
+DISRUPTING_ANNOTATION: Final = "jitnode.io/disrupting"
+# Opt-out of voluntary disruption, on a pod or a node.
+DO_NOT_DISRUPT_ANNOTATION: Final = "jitnode.io/do-not-disrupt"
+# Finalizer the launcher keeps on NodeClaims until their instance is terminated.
+TERMINATION_FINALIZER: Final = "jitnode.io/termination"
+
+# EC2 tags on every instance and launch template jitnode creates.
+TAG_CLUSTER: Final = "jitnode.io/cluster"
+TAG_NODEPOOL: Final = "jitnode.io/nodepool"
+TAG_NODECLAIM: Final = "jitnode.io/nodeclaim"
+TAG_NODECLASS: Final = "jitnode.io/ec2nodeclass"
+TAG_MANAGED_BY: Final = "jitnode.io/managed-by"
