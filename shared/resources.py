@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Final
 
+from shared.errors import FieldError
 from shared.quantity import QuantityError, Scalar, format_milli, format_units, to_milli, to_units
 
 CPU: Final = "cpu"
@@ -43,7 +44,7 @@ class Resources(Mapping[str, int]):
         if raw is None:
             return EMPTY
         if not isinstance(raw, Mapping):
-            raise TypeError(f"{field}: expected a mapping of resource name to quantity, got {raw!r}")
+            raise FieldError(field, f"expected a mapping of resource name to quantity, got {raw!r}")
         amounts: dict[str, int] = {}
         for name, value in raw.items():
             path = f"{field}.{name}"

@@ -1,0 +1,34 @@
+"""``python -m extender --config FILE``: flags and ``JITNODE_EXTENDER_*`` variables override the file."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+from extender.config import ENV_PREFIX, ExtenderConfig
+from extender.service import ExtenderService, kubernetes_client
+from shared.config import config_from_args
+from shared.errors import ValidationError
+from shared.logs import configure_logging
+
+
+async def _main(config: ExtenderConfig) -> None:
+    api_client = await kubernetes_client(config)
+    async with api_client:
+        await ExtenderService(config, api_client).run_until_signal()
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        config = config_from_args(ExtenderConfig, argv, os.environ, env_prefix=ENV_PREFIX, prog="extender")
+    except ValidationError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    configure_logging("extender", level=config.log_level)
+    asyncio.run(_main(config))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

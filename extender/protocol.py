@@ -1,0 +1,149 @@
+"""kube-scheduler's HTTP extender protocol (``k8s.io/kube-scheduler/extender/v1``), as bytes.
+
+The Go types carry no JSON tags, so the scheduler sends Go field names (``Pod``, ``Nodes``,
+``NodeNames``) and decodes our answers with encoding/json, which matches keys case-insensitively.
+Old schedulers send lower-case keys. Reading a request with the wrong spelling finds no
+candidates and answers an empty list, which makes every pod unschedulable (a silent, total
+outage), so requests are read case-insensitively and answers use the Go names exactly.
+
+Which answer shape the scheduler expects follows from the request: with ``nodeCacheCapable``
+it sends ``NodeNames`` (and ``"Nodes": null``) and reads ``NodeNames`` back; without it sends a
+full NodeList in ``Nodes`` and reads ``Nodes`` back. Answering the other key is also an outage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import orjson
+
+from shared.errors import FieldError
+
+# HostPriority.Score is clamped by the scheduler to [0, MaxExtenderPriority].
+MAX_EXTENDER_PRIORITY: Final = 10
+
+
+class ProtocolError(FieldError):
+    """A request body that is not valid ExtenderArgs; the path names the offending key."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExtenderArgs:
+    """One filter or prioritize request.
+
+    ``node_names`` is set when the scheduler is nodeCacheCapable, ``nodes`` (the NodeList's
+    items, as plain dicts) when it is not; exactly one of them is not None.
+    """
+
+    pod: Mapping[str, Any]
+    node_names: Sequence[str] | None
+    nodes: Sequence[Mapping[str, Any]] | None
+
+    @property
+    def node_cache_capable(self) -> bool:
+        return self.node_names is not None
+
+    def candidate_names(self) -> list[str]:
+        """The candidate node names, in the order the scheduler sent them."""
+        if self.node_names is not None:
+            return list(self.node_names)
+        assert self.nodes is not None
+        return [_node_name(node) for node in self.nodes]
+
+
+def _fold(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """Keys folded to lower case; a later duplicate wins, as in Go's decoder."""
+    return {key.lower(): value for key, value in obj.items()}
+
+
+def _node_name(node: Mapping[str, Any]) -> str:
+    metadata = node.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, Mapping) else None
+    return name if isinstance(name, str) else ""
+
+
+def parse_args(body: bytes, max_bytes: int | None = None) -> ExtenderArgs:
+    """Parse an ExtenderArgs body; raises :class:`ProtocolError` naming the problem."""
+    if max_bytes is not None and len(body) > max_bytes:
+        raise ProtocolError("body", f"is {len(body)} bytes, over the limit of {max_bytes}")
+    try:
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ProtocolError("body", f"is not JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ProtocolError("body", f"must be a JSON object (ExtenderArgs), got {type(raw).__name__}")
+    args = _fold(raw)
+    pod = args.get("pod")
+    if not isinstance(pod, dict):
+        raise ProtocolError("Pod", "missing or not an object")
+    node_names = args.get("nodenames")
+    nodes = args.get("nodes")
+    if node_names is not None:
+        if not isinstance(node_names, list) or not set(map(type, node_names)) <= {str}:
+            raise ProtocolError("NodeNames", "must be a list of strings")
+        return ExtenderArgs(pod=pod, node_names=node_names, nodes=None)
+    if nodes is not None:
+        if not isinstance(nodes, dict):
+            raise ProtocolError("Nodes", "must be a NodeList object")
+        items = _fold(nodes).get("items")
+        if items is None:
+            items = []
+        if not isinstance(items, list):
+            raise ProtocolError("Nodes.items", "must be a list of nodes")
+        for index, node in enumerate(items):
+            if not isinstance(node, dict) or not _node_name(node):
+                raise ProtocolError(f"Nodes.items[{index}]", "must be a node with metadata.name")
+        return ExtenderArgs(pod=pod, node_names=None, nodes=items)
+    raise ProtocolError("NodeNames", "neither NodeNames nor Nodes is set: no candidate nodes")
+
+
+def filter_result(
+    args: ExtenderArgs,
+    passed: Iterable[str],
+    failed: Mapping[str, str] | None = None,
+    unresolvable: Mapping[str, str] | None = None,
+    error: str = "",
+) -> bytes:
+    """An ExtenderFilterResult answering ``args`` in the shape its scheduler reads back.
+
+    ``failed`` nodes may become feasible by preemption; ``unresolvable`` ones cannot (a node
+    being deleted stays useless however many pods are evicted from it).
+    """
+    result: dict[str, Any] = {}
+    if args.node_names is not None:
+        result["NodeNames"] = list(passed)
+        result["Nodes"] = None
+    else:
+        keep = set(passed)
+        assert args.nodes is not None
+        result["Nodes"] = {"metadata": {}, "items": [n for n in args.nodes if _node_name(n) in keep]}
+        result["NodeNames"] = None
+    result["FailedNodes"] = dict(failed or {})
+    result["FailedAndUnresolvableNodes"] = dict(unresolvable or {})
+    result["Error"] = error
+    return orjson.dumps(result)
+
+
+def filter_error(args: ExtenderArgs | None, error: str) -> bytes:
+    """A filter answer that reports an internal failure in ``Error`` (the scheduler logs it).
+
+    It passes every candidate, so that an ignorable extender that breaks never blocks
+    scheduling even if the scheduler looks at the node list before the error.
+    """
+    if args is None:
+        return orjson.dumps({"NodeNames": None, "Nodes": None, "FailedNodes": {}, "Error": error})
+    return filter_result(args, args.candidate_names(), error=error)
+
+
+def priority_list(hosts: Sequence[str], scores: Sequence[int]) -> bytes:
+    """A HostPriorityList: ``[{"Host": name, "Score": 0..10}]``, scores clamped to range."""
+    if scores and (min(scores) < 0 or max(scores) > MAX_EXTENDER_PRIORITY):
+        scores = [max(0, min(MAX_EXTENDER_PRIORITY, score)) for score in scores]
+    return orjson.dumps([{"Host": host, "Score": score} for host, score in zip(hosts, scores, strict=True)])
+
+
+def error_body(problem: str) -> bytes:
+    """The JSON body of a 400 answer: ``{"error": "..."}``."""
+    return orjson.dumps({"error": problem})

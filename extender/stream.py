@@ -1,0 +1,203 @@
+"""The extender's end of the demand stream: one long-lived WebSocket to the launcher.
+
+Level-triggered: on every (re)connect the client sends a Snapshot of all current demand, then
+Upserts and Withdraws as they happen, with sequence numbers that only increase for the life of
+the process. Changes made while disconnected are not queued: the next Snapshot carries them.
+The snapshot is taken and the delta queue cleared in the same synchronous step, so no change
+is lost or sent twice around a reconnect. Heartbeats go both ways; a launcher silent for three
+intervals is treated as gone. Reconnects back off exponentially with jitter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+
+import aiohttp
+
+from extender.metrics import ExtenderMetrics
+from shared.backoff import Backoff
+from shared.demand import Heartbeat, Message, PodDemand, Snapshot, Upsert, Withdraw, decode, encode
+from shared.errors import FieldError, ValidationError
+from shared.logs import get_logger
+
+_log = get_logger(__name__)
+
+
+class DemandStream:
+    """Keeps the launcher's picture of this replica's demand current (see the module doc)."""
+
+    def __init__(
+        self,
+        url: str,
+        source: str,
+        snapshot: Callable[[], Iterable[PodDemand]],
+        *,
+        token: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        heartbeat_interval: float = 5.0,
+        backoff: Backoff | None = None,
+        metrics: ExtenderMetrics | None = None,
+    ) -> None:
+        self.url = url
+        self.source = source
+        self._snapshot = snapshot
+        self._token = token
+        self._ssl = ssl_context
+        self.heartbeat_interval = heartbeat_interval
+        self._backoff = backoff or Backoff(base=0.05, cap=5.0)
+        self._metrics = metrics
+        self._seq = 0
+        self._pending: deque[Message] = deque()
+        self._wake = asyncio.Event()
+        self._connected = False
+        self._task: asyncio.Task[None] | None = None
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._stopping = False
+        self.connects = 0
+        self.last_error: str = ""
+        self._close_reason = ""
+
+    # State --------------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """True once the Snapshot of the current connection has been sent."""
+        return self._connected
+
+    # Deltas from the demand tracker ------------------------------------------------------
+
+    def upsert(self, demand: PodDemand) -> None:
+        if self._connected:
+            self._pending.append(Upsert(seq=self._next_seq(), source=self.source, demand=demand))
+            self._wake.set()
+
+    def withdraw(self, uid: str, reason: str) -> None:
+        if self._connected:
+            self._pending.append(Withdraw(seq=self._next_seq(), source=self.source, uid=uid, reason=reason))
+            self._wake.set()
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    # Lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._task is None:
+            self._stopping = False
+            self._task = asyncio.create_task(self.run(), name="demand-stream")
+
+    async def stop(self) -> None:
+        """Flush what is queued, close the WebSocket cleanly, end the loop."""
+        self._stopping = True
+        self._wake.set()
+        ws = self._ws
+        if ws is not None and not ws.closed:
+            with contextlib.suppress(Exception):
+                await self._flush(ws)
+                await ws.close()
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def run(self) -> None:
+        headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
+        async with aiohttp.ClientSession(headers=headers) as session:
+            while not self._stopping:
+                try:
+                    await self._connect_once(session)
+                    if self._stopping:
+                        return
+                    self.last_error = self._close_reason or "closed by launcher"
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    self.last_error = repr(exc)
+                finally:
+                    self._disconnected()
+                delay = self._backoff.next_delay()
+                _log.warning("demand_stream.disconnected", error=self.last_error, retry_in=round(delay, 3))
+                await asyncio.sleep(delay)
+
+    def _disconnected(self) -> None:
+        self._connected = False
+        self._ws = None
+        self._pending.clear()
+        if self._metrics is not None:
+            self._metrics.stream_connected.set(0)
+
+    async def _connect_once(self, session: aiohttp.ClientSession) -> None:
+        ssl_arg: ssl.SSLContext | bool = self._ssl if self._ssl is not None else True
+        async with session.ws_connect(
+            self.url, ssl=ssl_arg, heartbeat=None, timeout=aiohttp.ClientWSTimeout(ws_close=2.0)
+        ) as ws:
+            self._ws = ws
+            self._close_reason = ""
+            # Snapshot and queue reset in one synchronous step: nothing slips between them.
+            self._pending.clear()
+            demands = tuple(self._snapshot())
+            snapshot = Snapshot(seq=self._next_seq(), source=self.source, demands=demands)
+            self._connected = True
+            await ws.send_bytes(encode(snapshot))
+            self.connects += 1
+            if self.connects > 1 and self._metrics is not None:
+                self._metrics.stream_reconnects.inc()
+            if self._metrics is not None:
+                self._metrics.stream_connected.set(1)
+            self._backoff.reset()
+            _log.info("demand_stream.connected", url=self.url, demands=len(demands), seq=snapshot.seq)
+            receiver = asyncio.create_task(self._receive(ws))
+            try:
+                await self._send_loop(ws, receiver)
+            finally:
+                receiver.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await receiver
+
+    async def _send_loop(self, ws: aiohttp.ClientWebSocketResponse, receiver: asyncio.Task[None]) -> None:
+        next_beat = time.monotonic() + self.heartbeat_interval
+        while not self._stopping and not ws.closed and not receiver.done():
+            timeout = max(0.0, next_beat - time.monotonic())
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
+            self._wake.clear()
+            await self._flush(ws)
+            if time.monotonic() >= next_beat:
+                beat = Heartbeat(seq=self._next_seq(), source=self.source, sent_at=time.time())
+                await ws.send_bytes(encode(beat))
+                next_beat = time.monotonic() + self.heartbeat_interval
+
+    async def _flush(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        while self._pending:
+            await ws.send_bytes(encode(self._pending[0]))
+            self._pending.popleft()
+
+    async def _receive(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        """Read the launcher's heartbeats; return when it goes silent or closes."""
+        try:
+            await self._receive_until_gone(ws)
+        finally:
+            self._wake.set()  # the send loop notices at once, not at its next heartbeat
+
+    async def _receive_until_gone(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        while True:
+            try:
+                msg = await ws.receive(timeout=3 * self.heartbeat_interval)
+            except TimeoutError:
+                self._close_reason = "launcher silent for three heartbeat intervals"
+                return
+            if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                return
+            if msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+                try:
+                    decode(msg.data)
+                except (ValidationError, FieldError) as exc:
+                    _log.warning("demand_stream.bad_message", error=str(exc))

@@ -1,0 +1,152 @@
+"""``AWSCloudProvider``: the launcher's ``CloudProvider`` on EC2 (aioboto3).
+
+Composes the catalogue (instance types with offerings and prices), the warm launch templates
+(kept current by :meth:`AWSCloudProvider.sync`) and CreateFleet. ``list`` finds this cluster's
+instances by tag, so a restarted launcher sees everything it launched; ``delete`` treats an
+instance EC2 no longer knows as already deleted.
+"""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final
+
+from botocore.exceptions import ClientError
+
+from launcher.aws.catalogue import InstanceCatalogue
+from launcher.aws.fleet import create_fleet_instance
+from launcher.aws.templates import LaunchTemplates, WarmTemplate
+from launcher.model import ON_DEMAND, SPOT, Instance, InstanceType, LaunchError, LaunchRequest
+from shared import labels
+from shared.api.nodeclass import EC2NodeClass
+from shared.api.nodepool import NodePool
+from shared.logs import get_logger
+
+log = get_logger(__name__)
+
+LIVE_STATES: Final = ("pending", "running", "shutting-down", "stopping", "stopped")
+NOT_FOUND_CODES: Final = frozenset({"InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"})
+
+
+def instance_from_ec2(raw: Mapping[str, Any]) -> Instance:
+    """An ``Instance`` from a DescribeInstances entry."""
+    launch_time = raw.get("LaunchTime")
+    if not isinstance(launch_time, datetime):
+        launch_time = datetime.now(UTC)
+    return Instance(
+        id=str(raw["InstanceId"]),
+        instance_type=str(raw.get("InstanceType", "")),
+        zone=str(raw.get("Placement", {}).get("AvailabilityZone", "")),
+        capacity_type=SPOT if raw.get("InstanceLifecycle") == "spot" else ON_DEMAND,
+        state=str(raw.get("State", {}).get("Name", "pending")),
+        launch_time=launch_time,
+        private_dns_name=str(raw.get("PrivateDnsName", "")),
+        image_id=str(raw.get("ImageId", "")),
+        tags={t["Key"]: t["Value"] for t in raw.get("Tags", [])},
+    )
+
+
+def restrict_zones(types: Iterable[InstanceType], zones: frozenset[str]) -> list[InstanceType]:
+    """The catalogue with only offerings in ``zones`` (where some NodeClass has a subnet)."""
+    out: list[InstanceType] = []
+    for instance_type in types:
+        offerings = tuple(o for o in instance_type.offerings if o.zone in zones)
+        if offerings:
+            out.append(dataclasses.replace(instance_type, offerings=offerings))
+    return out
+
+
+class AWSCloudProvider:
+    """Implements ``launcher.provider.CloudProvider`` (see the module docstring)."""
+
+    def __init__(self, catalogue: InstanceCatalogue, templates: LaunchTemplates) -> None:
+        self.catalogue = catalogue
+        self.templates = templates
+        self.clients = catalogue.clients
+        self.cluster = templates.cluster.name
+        self._restricted: tuple[float, frozenset[str], list[InstanceType]] | None = None
+
+    async def sync(
+        self, nodeclasses: Iterable[EC2NodeClass], nodepools: Iterable[NodePool]
+    ) -> list[WarmTemplate]:
+        """Bring the warm templates in line with the current NodeClasses and NodePools."""
+        return await self.templates.sync(nodeclasses, nodepools)
+
+    async def create(self, request: LaunchRequest) -> Instance:
+        template = self.templates.get(request.nodeclass, request.nodepool, request.architecture)
+        if template is None:
+            raise LaunchError(
+                f"no warm launch template for nodeclass {request.nodeclass}, nodepool {request.nodepool}, "
+                f"architecture {request.architecture}"
+            )
+        instance = await create_fleet_instance(self.clients.ec2, request, template, self.cluster)
+        log.info(
+            "instance launched",
+            nodeclaim=request.nodeclaim,
+            nodepool=request.nodepool,
+            instance_id=instance.id,
+            instance_type=instance.instance_type,
+            zone=instance.zone,
+            capacity_type=instance.capacity_type,
+        )
+        return instance
+
+    async def delete(self, instance_id: str) -> None:
+        try:
+            await self.clients.ec2.terminate_instances(InstanceIds=[instance_id])
+        except ClientError as exc:
+            if _code(exc) not in NOT_FOUND_CODES:
+                raise
+            log.info("instance already gone", instance_id=instance_id)
+            return
+        log.info("instance terminating", instance_id=instance_id)
+
+    async def get(self, instance_id: str) -> Instance | None:
+        try:
+            response = await self.clients.ec2.describe_instances(InstanceIds=[instance_id])
+        except ClientError as exc:
+            if _code(exc) in NOT_FOUND_CODES:
+                return None
+            raise
+        found = [i for r in response.get("Reservations", []) for i in r.get("Instances", [])]
+        return instance_from_ec2(found[0]) if found else None
+
+    async def list(self) -> list[Instance]:
+        filters = [
+            {"Name": f"tag:{labels.TAG_CLUSTER}", "Values": [self.cluster]},
+            {"Name": "instance-state-name", "Values": list(LIVE_STATES)},
+        ]
+        out: list[Instance] = []
+        async for page in self.clients.ec2.get_paginator("describe_instances").paginate(Filters=filters):
+            for reservation in page.get("Reservations", []):
+                out.extend(instance_from_ec2(raw) for raw in reservation.get("Instances", []))
+        return [i for i in out if i.state != "terminated"]
+
+    async def instance_types(self) -> builtins.list[InstanceType]:
+        """The catalogue, with offerings only in zones where a resolved NodeClass has subnets."""
+        types = await self.catalogue.instance_types()
+        zones = frozenset(
+            zone for template in self.templates.templates() for zone in template.nodeclass.zones
+        )
+        if not zones:
+            return types
+        cached = self._restricted
+        if cached is not None and cached[0] == self.catalogue.refreshed_at and cached[1] == zones:
+            return cached[2]
+        restricted = restrict_zones(types, zones)
+        self._restricted = (self.catalogue.refreshed_at, zones, restricted)
+        return restricted
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+if TYPE_CHECKING:
+    from launcher.provider import CloudProvider
+
+    def _implements(provider: AWSCloudProvider) -> CloudProvider:
+        return provider

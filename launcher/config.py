@@ -1,0 +1,82 @@
+"""The launcher's settings: a YAML file, then ``JITNODE_LAUNCHER_*`` variables, then flags.
+
+Every field has a production default except the cluster's identity (name, API endpoint and
+CA), which user data needs so that new nodes can join. See ``shared.config`` for the rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from shared.config import Seconds
+
+ENV_PREFIX = "JITNODE_LAUNCHER_"
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """The HTTP server: the demand stream, health and metrics."""
+
+    host: str = field(default="0.0.0.0", metadata={"help": "listen address"})
+    port: int = field(default=8443, metadata={"help": "listen port"})
+    tls_cert_file: str | None = field(default=None, metadata={"help": "PEM certificate; plain HTTP if unset"})
+    tls_key_file: str | None = field(default=None, metadata={"help": "PEM private key"})
+    demand_token_file: str | None = field(
+        default=None, metadata={"help": "file holding the bearer token extenders must present"}
+    )
+    shutdown_grace: Seconds = field(default=10.0, metadata={"help": "time to finish requests on SIGTERM"})
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """Who the cluster is: nodes need this in their user data to join it."""
+
+    name: str = field(default="jitnode", metadata={"help": "EKS cluster name, used in tags"})
+    endpoint: str = field(default="", metadata={"help": "API server URL nodes join"})
+    certificate_authority: str = field(default="", metadata={"help": "cluster CA, base64"})
+    cidr: str = field(default="10.100.0.0/16", metadata={"help": "service CIDR"})
+    kubernetes_version: str = field(default="1.31", metadata={"help": "for the EKS AMI SSM parameters"})
+    kubeconfig: str | None = field(default=None, metadata={"help": "kubeconfig; in-cluster config if unset"})
+
+
+@dataclass(frozen=True)
+class AWSConfig:
+    region: str = "us-east-1"
+    endpoint_url: str | None = field(default=None, metadata={"help": "EC2/SSM/IAM endpoint override (tests)"})
+    zones: tuple[str, ...] = field(default=(), metadata={"help": "limit the catalogue to these zones"})
+    catalogue_refresh: Seconds = 3600.0
+    spot_price_refresh: Seconds = 300.0
+
+
+@dataclass(frozen=True)
+class ProvisioningSettings:
+    coalesce_idle: Seconds = field(default=0.05, metadata={"help": "plan this long after a change"})
+    coalesce_max: Seconds = field(default=1.0, metadata={"help": "but no later than this after the first"})
+    replan_interval: Seconds = field(default=10.0, metadata={"help": "re-plan while demand is pending"})
+    registration_timeout: Seconds = 900.0
+    resync: Seconds = 10.0
+    offering_unavailable_ttl: Seconds = 180.0
+    leak_grace: Seconds = 60.0
+    leak_interval: Seconds = 60.0
+
+
+@dataclass(frozen=True)
+class LeaderSettings:
+    enabled: bool = True
+    namespace: str = "jitnode"
+    name: str = "jitnode-launcher"
+    identity: str = field(default="", metadata={"help": "this replica's id; POD_NAME or hostname if empty"})
+    lease_duration: Seconds = 15.0
+    renew_deadline: Seconds = 10.0
+    retry_period: Seconds = 2.0
+
+
+@dataclass(frozen=True)
+class LauncherConfig:
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
+    aws: AWSConfig = field(default_factory=AWSConfig)
+    provisioning: ProvisioningSettings = field(default_factory=ProvisioningSettings)
+    leader: LeaderSettings = field(default_factory=LeaderSettings)
+    log_level: str = "info"
+    log_format: str = "json"

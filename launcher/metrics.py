@@ -1,0 +1,37 @@
+"""The launcher's Prometheus metrics (names are part of the dashboards' contract)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+NODECLAIMS = Gauge("jitnode_launcher_nodeclaims", "NodeClaims by phase", ["phase"])
+LAUNCH_SECONDS = Histogram(
+    "jitnode_launcher_launch_seconds",
+    "Time from a claim's first demand to a launch milestone",
+    ["milestone"],  # fleet_returned | registered | ready
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 900),
+)
+FLEET_SECONDS = Histogram(
+    "jitnode_launcher_create_fleet_seconds",
+    "Duration of one CreateFleet call",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10),
+)
+LAUNCHES = Counter("jitnode_launcher_launches_total", "CreateFleet calls by outcome", ["outcome"])
+PLAN_COST = Gauge("jitnode_launcher_plan_cost_per_hour", "Cost per hour of the last plan's new claims")
+PLAN_GAP = Gauge("jitnode_launcher_plan_gap_ratio", "Last plan's cost divided by its LP lower bound")
+PLAN_SECONDS = Histogram(
+    "jitnode_launcher_plan_seconds",
+    "Time to plan once",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+PENDING_DEMAND = Gauge("jitnode_launcher_pending_pods", "Pods in the demand book")
+UNSERVABLE = Gauge("jitnode_launcher_unservable_pods", "Pods no NodePool can serve in the last plan")
+OFFERINGS_UNAVAILABLE = Counter(
+    "jitnode_launcher_offerings_marked_unavailable_total",
+    "Offerings marked unavailable after insufficient capacity",
+    ["capacity_type"],
+)
+LEAKS_COLLECTED = Counter("jitnode_launcher_leaked_instances_collected_total", "Leaked instances terminated")
+REGISTRATION_TIMEOUTS = Counter(
+    "jitnode_launcher_registration_timeouts_total", "Claims deleted for not registering in time"
+)

@@ -1,0 +1,310 @@
+"""The launcher process: everything it runs, started and stopped as one.
+
+Every replica serves the demand stream, health and metrics and keeps its informers warm, so a
+new leader starts with a full picture. Only the Lease holder acts: it keeps the warm launch
+templates current, plans, launches, tracks claims, collects leaks and disrupts. The leader also
+labels its own Pod ``jitnode.io/launcher-leader=true``, which the launcher Service selects on,
+so the extenders' demand streams always reach the replica that acts on them.
+
+Graceful SIGTERM: stop leading (cancel the leader's work and release the Lease so another
+replica takes over at once), close the demand streams (extenders reconnect to the new leader
+and send a fresh snapshot), finish in-flight HTTP requests, stop the informers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import ssl
+from collections.abc import Callable, Coroutine, Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from kubernetes_asyncio import client as k8s
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from launcher.aws.catalogue import CatalogueSettings, InstanceCatalogue
+from launcher.aws.nodeclass import NodeClassResolver, ResolverSettings
+from launcher.aws.provider import AWSCloudProvider
+from launcher.aws.session import AWSClients
+from launcher.aws.templates import LaunchTemplates
+from launcher.aws.userdata import ClusterInfo
+from launcher.config import LauncherConfig
+from launcher.demand.book import DemandBook
+from launcher.demand.server import DemandServer
+from launcher.kube import NodeClaimWriter, NodeWriter
+from launcher.leader import LeaderElector
+from launcher.lifecycle.collector import LeakCollector
+from launcher.lifecycle.controller import ClaimController, LifecycleConfig
+from launcher.lifecycle.instances import InstanceIndex
+from launcher.model import InstanceType
+from launcher.planner.offerings import UnavailableOfferings
+from launcher.provider import CloudProvider
+from launcher.provisioning.provisioner import Provisioner, ProvisionerSettings
+from launcher.state import LauncherState
+from shared.events import EventRecorder
+from shared.logs import get_logger
+
+log = get_logger("launcher.service")
+LEADER_LABEL = "jitnode.io/launcher-leader"
+TEMPLATE_RESYNC_SECONDS = 300.0
+
+
+def read_token(path: str | None) -> str | None:
+    """The demand-stream bearer token from a file (a mounted Secret), or None (no auth)."""
+    if not path:
+        return None
+    return Path(path).read_text().strip() or None
+
+
+def identity(configured: str) -> str:
+    return configured or os.environ.get("POD_NAME") or socket.gethostname()
+
+
+class Catalogue:
+    """The instance types of the last refresh, by name, for code that needs them synchronously."""
+
+    def __init__(self, provider: CloudProvider) -> None:
+        self._provider = provider
+        self.by_name: dict[str, InstanceType] = {}
+
+    async def refresh(self) -> list[InstanceType]:
+        types = await self._provider.instance_types()
+        self.by_name = {t.name: t for t in types}
+        return types
+
+    def get(self) -> Mapping[str, InstanceType]:
+        return self.by_name
+
+
+class LauncherService:
+    def __init__(self, config: LauncherConfig, api: k8s.ApiClient, clients: AWSClients) -> None:
+        self.config = config
+        self.api = api
+        self.clients = clients
+        cluster = config.cluster
+        self.state = LauncherState(api)
+        self.book = DemandBook()
+        self.demand_server = DemandServer(self.book, token=read_token(config.server.demand_token_file))
+        self.catalogue_source = InstanceCatalogue(
+            clients,
+            CatalogueSettings(
+                region=config.aws.region,
+                zones=config.aws.zones or None,
+                refresh_period=config.aws.catalogue_refresh,
+                spot_refresh_period=config.aws.spot_price_refresh,
+            ),
+        )
+        resolver = NodeClassResolver(
+            clients, ResolverSettings(cluster=cluster.name, kubernetes_version=cluster.kubernetes_version)
+        )
+        self.templates = LaunchTemplates(
+            clients,
+            resolver,
+            ClusterInfo(
+                name=cluster.name,
+                endpoint=cluster.endpoint,
+                certificate_authority=cluster.certificate_authority,
+                cidr=cluster.cidr,
+            ),
+        )
+        self.provider = AWSCloudProvider(self.catalogue_source, self.templates)
+        self.catalogue = Catalogue(self.provider)
+        self.unavailable = UnavailableOfferings(ttl=config.provisioning.offering_unavailable_ttl)
+        self.instances = InstanceIndex(self.provider)
+        self.events = EventRecorder(api, "jitnode-launcher")
+        self.claims = ClaimController(
+            state=self.state,
+            provider=self.provider,
+            claims=NodeClaimWriter(api),
+            nodes=NodeWriter(api),
+            events=self.events,
+            instances=self.instances,
+            unavailable=self.unavailable,
+            catalogue=self.catalogue.get,
+            config=LifecycleConfig(
+                cluster=cluster.name,
+                registration_timeout=timedelta(seconds=config.provisioning.registration_timeout),
+                resync_seconds=config.provisioning.resync,
+            ),
+        )
+        self.provisioner = Provisioner(
+            state=self.state,
+            book=self.book,
+            catalogue=self.catalogue,
+            unavailable=self.unavailable,
+            claims=self.claims,
+            writer=NodeClaimWriter(api),
+            events=self.events,
+            settings=ProvisionerSettings(
+                coalesce_idle=config.provisioning.coalesce_idle,
+                coalesce_max=config.provisioning.coalesce_max,
+                replan_interval=config.provisioning.replan_interval,
+            ),
+        )
+        self.collector = LeakCollector(
+            state=self.state,
+            provider=self.provider,
+            instances=self.instances,
+            grace=timedelta(seconds=config.provisioning.leak_grace),
+            interval=config.provisioning.leak_interval,
+        )
+        leader = config.leader
+        self.identity = identity(leader.identity)
+        self.elector = (
+            LeaderElector(
+                api,
+                namespace=leader.namespace,
+                name=leader.name,
+                identity=self.identity,
+                lease_duration=leader.lease_duration,
+                renew_deadline=leader.renew_deadline,
+                retry_period=leader.retry_period,
+            )
+            if leader.enabled
+            else None
+        )
+        self.leading = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self._election: asyncio.Task[None] | None = None
+        self.url = ""
+
+    # HTTP -----------------------------------------------------------------------------------
+
+    def build_app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 2**20)
+        self.demand_server.add_routes(app)
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
+        app.router.add_get("/metrics", self._metrics)
+        return app
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def _readyz(self, request: web.Request) -> web.Response:
+        """Ready once the informers have synced: a follower is ready too (it may lead next)."""
+        if not self.state.has_synced:
+            return web.json_response({"status": "syncing"}, status=503)
+        return web.json_response({"status": "ok", "leader": self.leading.is_set()})
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    def _ssl(self) -> ssl.SSLContext | None:
+        server = self.config.server
+        if not server.tls_cert_file:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(server.tls_cert_file, server.tls_key_file)
+        return context
+
+    # Lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> str:
+        """Start serving and campaigning; returns the URL the demand stream is served at."""
+        await self.clients.open()
+        self.state.start()
+        self.demand_server.start()
+        self._runner = web.AppRunner(self.build_app(), shutdown_timeout=self.config.server.shutdown_grace)
+        await self._runner.setup()
+        site = web.TCPSite(
+            self._runner, self.config.server.host, self.config.server.port, ssl_context=self._ssl()
+        )
+        await site.start()
+        addresses = self._runner.addresses
+        port = int(addresses[0][1]) if addresses else self.config.server.port
+        scheme = "https" if self.config.server.tls_cert_file else "http"
+        self.url = f"{scheme}://{self.config.server.host}:{port}"
+        if self.elector is not None:
+            self._election = asyncio.create_task(self.elector.run(self._lead), name="leader-election")
+        else:
+            self._election = asyncio.create_task(self._lead(), name="leader-work")
+        log.info("launcher started", url=self.url, identity=self.identity)
+        return self.url
+
+    async def stop(self) -> None:
+        if self.elector is not None:
+            self.elector.stop()
+        if self._election is not None:
+            if self.elector is None:
+                self._election.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._election
+        await self.demand_server.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.state.stop()
+        await self.clients.close()
+        log.info("launcher stopped", identity=self.identity)
+
+    async def _lead(self) -> None:
+        """The leader's work; cancelled when leadership is lost or on shutdown."""
+        self.leading.set()
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            await self._set_leader_label(True)
+            await self.state.wait_synced()
+            await self.catalogue_source.refresh()
+            self.catalogue_source.start()
+            await self._sync_templates()
+            await self.catalogue.refresh()
+            work: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = [
+                ("templates", self._template_loop),
+                ("claims", self.claims.run),
+                ("provisioner", self.provisioner.run),
+                ("collector", self.collector.run),
+            ]
+            tasks = [asyncio.create_task(fn(), name=name) for name, fn in work]
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                if task.exception() is not None:
+                    log.error("leader task failed", task=task.get_name(), error=repr(task.exception()))
+        finally:
+            self.leading.clear()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.catalogue_source.stop()
+            with contextlib.suppress(Exception):
+                await self._set_leader_label(False)
+
+    async def _sync_templates(self) -> None:
+        await self.provider.sync(self.state.nodeclasses().values(), self.state.nodepools().values())
+
+    async def _template_loop(self) -> None:
+        """Keep warm templates current: on NodePool/NodeClass changes and periodically (AMIs)."""
+        wake = self.state.subscribe()
+        seen: tuple[Any, ...] = ()
+        loop = asyncio.get_running_loop()
+        last = loop.time()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=TEMPLATE_RESYNC_SECONDS)
+            wake.clear()
+            key = (
+                tuple(sorted((n, p.metadata.resource_version) for n, p in self.state.nodepools().items())),
+                tuple(sorted((n, c.metadata.resource_version) for n, c in self.state.nodeclasses().items())),
+            )
+            if key != seen or loop.time() - last > TEMPLATE_RESYNC_SECONDS:
+                seen, last = key, loop.time()
+                try:
+                    await self._sync_templates()
+                    await self.catalogue.refresh()
+                except Exception as error:
+                    log.warning("template sync failed", error=str(error))
+
+    async def _set_leader_label(self, leading: bool) -> None:
+        """Label this replica's Pod so the launcher Service routes demand streams to the leader."""
+        pod, namespace = os.environ.get("POD_NAME"), os.environ.get("POD_NAMESPACE")
+        if not pod or not namespace:
+            return
+        patch = {"metadata": {"labels": {LEADER_LABEL: "true" if leading else None}}}
+        try:
+            await k8s.CoreV1Api(self.api).patch_namespaced_pod(pod, namespace, patch)
+        except Exception as error:
+            log.warning("leader label not set", error=str(error))

@@ -1,0 +1,33 @@
+"""An in-memory Kubernetes API server for tests and the demo, spoken to over real HTTP.
+
+Emulated (JSON wire format, as kubernetes-asyncio and kubectl expect):
+
+- core/v1 namespaces, nodes (+status), pods (+status, binding, eviction), events, configmaps,
+  secrets, serviceaccounts, services, bindings; apps/v1 deployments and replicasets (+status,
+  scale), daemonsets (stored only); policy/v1 poddisruptionbudgets (+status);
+  coordination.k8s.io/v1 leases; events.k8s.io/v1 events (stored apart from core events);
+  apiextensions.k8s.io/v1 CRDs, whose resources are then served (+status when declared,
+  ``default`` values from the schema applied, Established/NamesAccepted conditions).
+- Discovery (legacy, unaggregated), ``/version`` (v1.29.0); ``/openapi/*`` answers 404.
+- A cluster-wide integer resourceVersion, uid, creationTimestamp, generation (bumped on spec
+  change), generateName; 201/404/409/422/400 with ``Status`` bodies; optimistic concurrency.
+- List with label/field selectors and limit/continue; watch from a resourceVersion with bounded
+  history (410 Gone when compacted or when a watcher falls behind), timeoutSeconds, bookmarks,
+  selector transitions (objects leaving a selector arrive as DELETED).
+- PATCH: JSON merge, strategic merge (by field-name merge keys; built-ins only, 415 for custom
+  resources) and JSON patch. Server-side apply answers 415.
+- Finalizers and deletionTimestamp, background garbage collection by ownerReferences, Orphan
+  propagation, namespace termination, deletion of pods bound to a deleted node, ``dryRun=All``.
+- Controllers: Deployment -> ReplicaSet (``pod-template-hash``) -> Pods with statuses that
+  ``kubectl rollout status`` reads; PDB status; eviction refused with 429 past the budget.
+
+Not emulated: authentication/authorization (any token or none), admission webhooks, Table
+output (kubectl falls back to plain lists), OpenAPI documents, server-side apply, protobuf,
+rolling updates (a template change scales the old ReplicaSet to zero at once), Foreground
+deletion (treated as Background), graceful pod termination (pods without finalizers vanish on
+delete), multiple stored versions of a custom resource, pod spec immutability checks.
+"""
+
+from localcluster.apiserver.app import APIServer
+
+__all__ = ["APIServer"]

@@ -1,0 +1,193 @@
+"""The EC2 test double: moto in server mode on loopback, seeded like an eksctl cluster.
+
+jitnode talks to EC2 over HTTP with aioboto3 and never knows it is moto. moto runs in this
+process on a background thread (``ThreadedMotoServer``), so tests can also reach its backend
+directly to inject faults or to seed what its API refuses, such as the reserved SSM path of the
+EKS-optimized AMI parameter. Seeding mirrors what ``eksctl create cluster`` leaves behind: a
+VPC, private subnets in three zones and a node security group, tagged with the cluster name,
+plus EKS-optimized AMIs (x86_64 and arm64) behind their SSM parameters.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+DEFAULT_REGION: Final = "us-east-1"
+DEFAULT_CLUSTER: Final = "jitnode-local"
+ACCOUNT_ID: Final = "123456789012"
+KUBERNETES_VERSION: Final = "1.31"
+ZONES: Final = ("us-east-1a", "us-east-1b", "us-east-1c")
+ESKCTL_CLUSTER_TAG: Final = "alpha.eksctl.io/cluster-name"
+# Fake credentials: moto accepts any, and these can never reach real AWS by accident.
+CREDENTIALS: Final = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+ARCHITECTURES: Final = ("x86_64", "arm64")
+
+
+def eks_ami_parameter(arch: str, kubernetes_version: str = KUBERNETES_VERSION) -> str:
+    """The public SSM parameter holding the recommended EKS AL2023 AMI for ``arch``."""
+    return (
+        f"/aws/service/eks/optimized-ami/{kubernetes_version}/amazon-linux-2023/"
+        f"{arch}/standard/recommended/image_id"
+    )
+
+
+@dataclass(frozen=True)
+class ClusterNetwork:
+    """What the seeding created, so tests can assert selectors resolve to exactly this."""
+
+    cluster: str
+    region: str
+    vpc_id: str
+    subnets: dict[str, str]  # zone -> subnet id
+    security_group_id: str
+    amis: dict[str, str]  # architecture -> AMI id
+    ami_parameters: dict[str, str] = field(default_factory=dict)  # architecture -> SSM name
+
+
+class MotoEC2:
+    """A moto server (EC2, SSM, IAM, ...) on 127.0.0.1 and a free port, for one test or demo run."""
+
+    def __init__(self, region: str = DEFAULT_REGION) -> None:
+        self.region = region
+        self._server: Any = None
+        self.endpoint = ""
+        self.network: ClusterNetwork | None = None
+
+    def start(self) -> str:
+        """Start the server thread; returns the endpoint URL. Takes milliseconds."""
+        # Validation must be switched on before moto is imported, or bad types/AMIs pass.
+        os.environ.setdefault("MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION", "true")
+        os.environ.setdefault("MOTO_ENABLE_AMI_VALIDATION", "true")
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint = f"http://{host}:{port}"
+        return self.endpoint
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def reset(self) -> None:
+        """Wipe every backend (all instances, templates, parameters)."""
+        request = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+
+    def client_kwargs(self) -> dict[str, str]:
+        """Keyword arguments for ``session.client("ec2", **kwargs)`` (boto3 or aioboto3)."""
+        return {
+            "endpoint_url": self.endpoint,
+            "region_name": self.region,
+            "aws_access_key_id": CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            "aws_secret_access_key": CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        }
+
+    def environment(self) -> dict[str, str]:
+        """Environment variables that point an AWS SDK in a child process at this server."""
+        return {
+            **CREDENTIALS,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_REGION": self.region,
+            "AWS_ENDPOINT_URL": self.endpoint,
+        }
+
+    def seed_eksctl_cluster(self, cluster: str = DEFAULT_CLUSTER) -> ClusterNetwork:
+        """Create what eksctl leaves behind for ``cluster`` (blocking: call via ``to_thread``)."""
+        import boto3
+
+        ec2 = boto3.client("ec2", **self.client_kwargs())
+        tags = [{"Key": ESKCTL_CLUSTER_TAG, "Value": cluster}, {"Key": "Name", "Value": f"eksctl-{cluster}"}]
+        vpc_id = ec2.create_vpc(
+            CidrBlock="192.168.0.0/16",
+            TagSpecifications=[{"ResourceType": "vpc", "Tags": tags}],
+        )["Vpc"]["VpcId"]
+        subnets: dict[str, str] = {}
+        for index, zone in enumerate(ZONES):
+            subnet_tags = [
+                *tags,
+                {"Key": "kubernetes.io/role/internal-elb", "Value": "1"},
+                {"Key": f"kubernetes.io/cluster/{cluster}", "Value": "shared"},
+            ]
+            subnets[zone] = ec2.create_subnet(
+                VpcId=vpc_id,
+                CidrBlock=f"192.168.{64 + index * 32}.0/19",
+                AvailabilityZone=zone,
+                TagSpecifications=[{"ResourceType": "subnet", "Tags": subnet_tags}],
+            )["Subnet"]["SubnetId"]
+        security_group_id = ec2.create_security_group(
+            GroupName=f"eksctl-{cluster}-cluster-ClusterSharedNodeSecurityGroup",
+            Description="Communication between all nodes in the cluster",
+            VpcId=vpc_id,
+            TagSpecifications=[{"ResourceType": "security-group", "Tags": tags}],
+        )["GroupId"]
+        amis = {arch: self._register_eks_ami(ec2, arch) for arch in ARCHITECTURES}
+        parameters = {arch: eks_ami_parameter(arch) for arch in ARCHITECTURES}
+        for arch, name in parameters.items():
+            self.put_reserved_parameter(name, amis[arch])
+        self.network = ClusterNetwork(
+            cluster=cluster,
+            region=self.region,
+            vpc_id=vpc_id,
+            subnets=subnets,
+            security_group_id=security_group_id,
+            amis=amis,
+            ami_parameters=parameters,
+        )
+        return self.network
+
+    def _register_eks_ami(self, ec2: Any, arch: str) -> str:
+        response = ec2.register_image(
+            Name=f"amazon-eks-node-al2023-{arch}-standard-{KUBERNETES_VERSION}-v20261101",
+            Architecture=arch,
+            RootDeviceName="/dev/xvda",
+            VirtualizationType="hvm",
+            BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 20, "VolumeType": "gp3"}}],
+        )
+        image_id: str = response["ImageId"]
+        # RegisterImage in moto drops Architecture; set it on the shared backend as AWS would.
+        from moto.ec2.models import ec2_backends
+
+        ec2_backends[ACCOUNT_ID][self.region].amis[image_id].architecture = arch
+        return image_id
+
+    def put_reserved_parameter(self, name: str, value: str) -> None:
+        """Set an SSM parameter on a path AWS reserves (``/aws/service/...``).
+
+        PutParameter refuses those paths, as AWS does, so this writes to moto's backend, which
+        the threaded server shares with this process.
+        """
+        from moto.ssm.models import Parameter, ssm_backends
+
+        backend = ssm_backends[ACCOUNT_ID][self.region]
+        versions = backend._parameters[name]
+        versions.append(
+            Parameter(  # type: ignore[abstract]  # moto's own loader builds Parameters this way
+                account_id=ACCOUNT_ID,
+                name=name,
+                value=value,
+                parameter_type="String",
+                description=None,
+                allowed_pattern=None,
+                keyid=None,
+                last_modified_date=datetime.now(UTC),
+                version=len(versions) + 1,
+                data_type="aws:ec2:image",
+            )
+        )
+
+    def __enter__(self) -> MotoEC2:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,112 @@
+"""KubeSchedulerConfiguration parsing: the fields a real kube-scheduler reads, and bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from localcluster.scheduler import load_scheduler_config
+from localcluster.scheduler.config import DEFAULT_EXTENDER_TIMEOUT, DEFAULT_SCHEDULER_NAME
+from shared.errors import ValidationError
+
+FULL = """
+apiVersion: kubescheduler.config.k8s.io/v1
+kind: KubeSchedulerConfiguration
+leaderElection:
+  leaderElect: false
+clientConnection:
+  kubeconfig: /etc/kubernetes/scheduler.conf
+podInitialBackoffSeconds: 2
+podMaxBackoffSeconds: 20
+profiles:
+  - schedulerName: default-scheduler
+  - schedulerName: jitnode
+extenders:
+  - urlPrefix: "http://jitnode-extender.kube-system.svc:8080/scheduler/"
+    filterVerb: filter
+    prioritizeVerb: prioritize
+    weight: 5
+    nodeCacheCapable: true
+    ignorable: true
+    httpTimeout: 1m30s
+    managedResources:
+      - name: jitnode.io/capacity
+        ignoredByScheduler: true
+      - name: example.com/gpu
+  - urlPrefix: https://other:8443
+    filterVerb: filter
+    bindVerb: bind
+    enableHTTPS: true
+    tlsConfig:
+      insecure: true
+"""
+
+
+def test_full_config_is_read() -> None:
+    config = load_scheduler_config(FULL)
+    assert config.scheduler_names == ("default-scheduler", "jitnode")
+    assert (config.pod_initial_backoff, config.pod_max_backoff) == (2.0, 20.0)
+    first, second = config.extenders
+    assert first.url("filter") == "http://jitnode-extender.kube-system.svc:8080/scheduler/filter"
+    assert first.http_timeout == 90.0
+    assert first.weight == 5
+    assert first.node_cache_capable
+    assert first.ignorable
+    assert [(r.name, r.ignored_by_scheduler) for r in first.managed_resources] == [
+        ("jitnode.io/capacity", True),
+        ("example.com/gpu", False),
+    ]
+    assert config.ignored_resources() == frozenset({"jitnode.io/capacity"})
+    assert second.bind_verb == "bind"
+    assert second.enable_https
+    assert second.tls is not None
+    assert second.tls.insecure
+    assert second.http_timeout == DEFAULT_EXTENDER_TIMEOUT
+    assert "leaderElection" in config.extra
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("5s", 5.0), ("300ms", 0.3), ("1m30s", 90.0), ("1.5s", 1.5)])
+def test_http_timeout_go_durations(text: str, seconds: float) -> None:
+    config = load_scheduler_config(
+        "apiVersion: kubescheduler.config.k8s.io/v1beta3\nkind: KubeSchedulerConfiguration\n"
+        f"extenders:\n- urlPrefix: http://x\n  filterVerb: f\n  httpTimeout: {text}\n"
+    )
+    assert config.extenders[0].http_timeout == pytest.approx(seconds)
+
+
+def test_defaults_and_file_path(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\n")
+    for source in (path, str(path)):
+        config = load_scheduler_config(source)
+        assert config.scheduler_names == (DEFAULT_SCHEDULER_NAME,)
+        assert config.extenders == ()
+        assert (config.pod_initial_backoff, config.pod_max_backoff) == (1.0, 10.0)
+
+
+@pytest.mark.parametrize(
+    ("body", "path"),
+    [
+        ("apiVersion: v1\nkind: KubeSchedulerConfiguration\n", "apiVersion"),
+        ("apiVersion: kubescheduler.config.k8s.io/v1\nkind: Pod\n", "kind"),
+        ("extenders:\n- filterVerb: f\n", "extenders[0].urlPrefix"),
+        ("extenders:\n- urlPrefix: http://x\n  httpTimeout: soon\n", "extenders[0].httpTimeout"),
+        ("extenders:\n- urlPrefix: http://x\n  prioritizeVerb: p\n", "extenders[0].weight"),
+        ("extenders:\n- urlPrefix: http://x\n  filtreVerb: f\n", "extenders[0].filtreVerb"),
+        ("extenders:\n- urlPrefix: http://x\n  nodeCacheCapable: 'yes'\n", "extenders[0].nodeCacheCapable"),
+        ("profiles:\n- schedulerName: a\n- schedulerName: a\n", "profiles[1].schedulerName"),
+        ("podInitialBackoffSeconds: 5\npodMaxBackoffSeconds: 1\n", "podMaxBackoffSeconds"),
+        (
+            "extenders:\n- urlPrefix: http://a\n  bindVerb: b\n- urlPrefix: http://b\n  bindVerb: b\n",
+            "extenders",
+        ),
+    ],
+)
+def test_bad_config_names_the_field(body: str, path: str) -> None:
+    text = body
+    if "apiVersion" not in body:
+        text = "apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\n" + body
+    with pytest.raises(ValidationError) as caught:
+        load_scheduler_config(text)
+    assert path in [e.path for e in caught.value.errors]

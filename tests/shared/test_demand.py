@@ -1,0 +1,252 @@
+"""The demand wire format: round trips, the documented shape, and malformed input by path."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shared.demand import (
+    DEMAND_API_VERSION,
+    Heartbeat,
+    Message,
+    PodDemand,
+    Snapshot,
+    Upsert,
+    Withdraw,
+    decode,
+    encode,
+)
+from shared.errors import ValidationError
+from shared.requirements import Requirement, Requirements
+from shared.resources import Resources
+from shared.taints import Toleration
+
+POD: dict[str, Any] = {
+    "metadata": {
+        "name": "inflate-1",
+        "namespace": "default",
+        "uid": "0b9c",
+        "ownerReferences": [{"kind": "ReplicaSet", "name": "inflate-5d", "controller": True}],
+    },
+    "spec": {
+        "containers": [{"name": "c", "resources": {"requests": {"cpu": "1", "memory": "1536Mi"}}}],
+        "nodeSelector": {"intent": "apps"},
+        "tolerations": [{"key": "spot", "operator": "Exists", "effect": "NoSchedule"}],
+        "priority": 5,
+    },
+}
+
+
+def demand(**changes: Any) -> PodDemand:
+    base = PodDemand.from_pod(POD, "unschedulable", 1700000000.25)
+    return PodDemand(**{**base.__dict__, **changes})
+
+
+def test_from_pod() -> None:
+    d = demand()
+    assert (d.uid, d.namespace, d.name, d.key) == ("0b9c", "default", "inflate-1", "default/inflate-1")
+    assert d.requests == Resources(cpu=1000, memory=1536 * 2**20, pods=1)
+    assert d.requirements == (Requirements.from_labels({"intent": "apps"}),)
+    assert d.tolerations == (Toleration("spot", "Exists", effect="NoSchedule"),)
+    assert (d.priority, d.owner_kind, d.owner_name) == (5, "ReplicaSet", "inflate-5d")
+    assert (d.first_seen, d.reason) == (1700000000.25, "unschedulable")
+
+
+def test_from_pod_rejects_bad_pods() -> None:
+    bad = {
+        **POD,
+        "spec": {**POD["spec"], "containers": [{"name": "c", "resources": {"requests": {"cpu": "x"}}}]},
+    }
+    with pytest.raises(ValidationError, match=r"spec.containers\[0\].resources.requests.cpu"):
+        PodDemand.from_pod(bad, "unschedulable", 0.0)
+
+
+def test_wire_shape_is_the_documented_contract() -> None:
+    wire = orjson.loads(encode(Upsert(7, "ext-0", demand())))
+    assert wire == {
+        "apiVersion": DEMAND_API_VERSION,
+        "kind": "Upsert",
+        "seq": 7,
+        "source": "ext-0",
+        "demand": {
+            "uid": "0b9c",
+            "namespace": "default",
+            "name": "inflate-1",
+            "requests": {"cpu": "1", "memory": "1536Mi", "pods": "1"},
+            "requirements": [[{"key": "intent", "operator": "In", "values": ["apps"]}]],
+            "tolerations": [{"key": "spot", "operator": "Exists", "effect": "NoSchedule"}],
+            "priority": 5,
+            "owner": {"kind": "ReplicaSet", "name": "inflate-5d"},
+            "firstSeen": 1700000000.25,
+            "reason": "unschedulable",
+        },
+    }
+    assert orjson.loads(encode(Withdraw(8, "ext-0", "0b9c", "bound")))["kind"] == "Withdraw"
+    assert orjson.loads(encode(Heartbeat(9, "ext-0", 12.5)))["sentAt"] == 12.5
+
+
+KEYS = st.sampled_from(["intent", "kubernetes.io/arch", "jitnode.io/instance-cpu"])
+REQS = st.builds(
+    lambda key, op, vals, n: Requirement(
+        key, op, tuple(vals) if op in ("In", "NotIn") else (str(n),) if op in ("Gt", "Lt") else ()
+    ),
+    KEYS,
+    st.sampled_from(["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"]),
+    st.lists(st.sampled_from(["a", "b", "4"]), min_size=1, max_size=3),
+    st.integers(-5, 5),
+)
+DEMANDS = st.builds(
+    PodDemand,
+    uid=st.text(min_size=1, max_size=8),
+    namespace=st.text(max_size=8),
+    name=st.text(max_size=8),
+    requests=st.dictionaries(
+        st.sampled_from(["cpu", "memory", "pods", "nvidia.com/gpu"]), st.integers(0, 2**40)
+    ).map(Resources),
+    requirements=st.lists(st.lists(REQS, max_size=3).map(lambda rs: Requirements.of(*rs)), max_size=3).map(
+        tuple
+    ),
+    tolerations=st.lists(
+        st.sampled_from(
+            [
+                Toleration(operator="Exists"),
+                Toleration("a", "Equal", "b", "NoExecute", 30),
+                Toleration("spot", "Exists", effect="NoSchedule"),
+            ]
+        ),
+        max_size=2,
+    ).map(tuple),
+    priority=st.integers(-(2**31), 2**31),
+    owner_kind=st.none() | st.just("Job"),
+    owner_name=st.none(),
+    first_seen=st.floats(0, 2e9, allow_nan=False),
+    reason=st.sampled_from(["unschedulable", "predicted"]),
+).map(lambda d: PodDemand(**{**d.__dict__, "owner_name": "j" if d.owner_kind else None}))
+SOURCES = st.text(min_size=1, max_size=10)
+SEQS = st.integers(0, 2**53)
+MESSAGES = st.one_of(
+    st.builds(Snapshot, SEQS, SOURCES, st.lists(DEMANDS, max_size=3).map(tuple)),
+    st.builds(Upsert, SEQS, SOURCES, DEMANDS),
+    st.builds(Withdraw, SEQS, SOURCES, st.text(min_size=1, max_size=8), st.text(max_size=8)),
+    st.builds(Heartbeat, SEQS, SOURCES, st.floats(0, 2e9, allow_nan=False)),
+)
+
+
+@given(MESSAGES)
+def test_round_trip(msg: Message) -> None:
+    data = encode(msg)
+    assert decode(data) == msg
+    assert decode(data.decode()) == msg
+
+
+def base_upsert() -> dict[str, Any]:
+    out: dict[str, Any] = orjson.loads(encode(Upsert(1, "ext", demand())))
+    return out
+
+
+def with_change(path: str, value: Any) -> dict[str, Any]:
+    doc = base_upsert()
+    *parents, last = path.split(".")
+    target = doc
+    for part in parents:
+        target = target[part]
+    if value is DELETE:
+        del target[last]
+    else:
+        target[last] = value
+    return doc
+
+
+DELETE = object()
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "error_path"),
+    [
+        ("apiVersion", "jitnode.io/demand/v2", "apiVersion"),
+        ("apiVersion", DELETE, "apiVersion"),
+        ("kind", "Delete", "kind"),
+        ("seq", -1, "seq"),
+        ("seq", "1", "seq"),
+        ("seq", True, "seq"),
+        ("source", "", "source"),
+        ("demand", DELETE, "demand"),
+        ("demand", [], "demand"),
+        ("demand.uid", DELETE, "demand.uid"),
+        ("demand.uid", 5, "demand.uid"),
+        ("demand.requests", {"cpu": "1x"}, "demand.requests.cpu"),
+        ("demand.requests", {"memory": "-1"}, "demand.requests.memory"),
+        ("demand.requests", "1", "demand.requests"),
+        ("demand.requirements", [[{"key": "k", "operator": "In"}]], "demand.requirements[0][0].values"),
+        ("demand.requirements", [{"key": "k"}], "demand.requirements[0]"),
+        ("demand.requirements", "any", "demand.requirements"),
+        ("demand.tolerations", [{"operator": "Sometimes"}], "demand.tolerations[0].operator"),
+        ("demand.priority", 1.5, "demand.priority"),
+        ("demand.owner", {"kind": "Job"}, "demand.owner.name"),
+        ("demand.owner", "Job/x", "demand.owner"),
+        ("demand.firstSeen", "yesterday", "demand.firstSeen"),
+        ("demand.reason", "bored", "demand.reason"),
+    ],
+)
+def test_malformed_messages_name_the_field(path: str, value: Any, error_path: str) -> None:
+    with pytest.raises(ValidationError) as err:
+        decode(orjson.dumps(with_change(path, value)))
+    assert error_path in [e.path for e in err.value.errors], err.value
+
+
+@pytest.mark.parametrize(
+    ("doc", "error_path"),
+    [
+        ({"apiVersion": DEMAND_API_VERSION, "kind": "Snapshot", "seq": 0, "source": "e"}, "demands"),
+        (
+            {
+                "apiVersion": DEMAND_API_VERSION,
+                "kind": "Snapshot",
+                "seq": 0,
+                "source": "e",
+                "demands": [{"uid": 1}],
+            },
+            "demands[0].uid",
+        ),
+        ({"apiVersion": DEMAND_API_VERSION, "kind": "Withdraw", "seq": 0, "source": "e"}, "uid"),
+        ({"apiVersion": DEMAND_API_VERSION, "kind": "Heartbeat", "seq": 0, "source": "e"}, "sentAt"),
+        ([1, 2], ""),
+        ("Snapshot", ""),
+    ],
+)
+def test_malformed_other_kinds(doc: Any, error_path: str) -> None:
+    with pytest.raises(ValidationError) as err:
+        decode(orjson.dumps(doc))
+    assert error_path in [e.path for e in err.value.errors], err.value
+
+
+@pytest.mark.parametrize("data", [b"", b"{", b"\xff", "not json", b"null"])
+def test_not_json_is_a_validation_error(data: bytes | str) -> None:
+    with pytest.raises(ValidationError):
+        decode(data)
+
+
+def test_unknown_fields_are_ignored_for_forward_compatibility() -> None:
+    doc = base_upsert()
+    doc["traceId"] = "abc"
+    doc["demand"]["newField"] = [1]
+    assert decode(orjson.dumps(doc)) == Upsert(1, "ext", demand())
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False) | st.text(),
+    lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(JSON)
+def test_arbitrary_json_never_raises_anything_but_validation_errors(doc: Any) -> None:
+    for candidate in (doc, {**base_upsert(), "demand": doc}):
+        with contextlib.suppress(ValidationError):
+            decode(orjson.dumps(candidate))
