@@ -44,6 +44,7 @@ class AWSConfig:
     region: str = "us-east-1"
     endpoint_url: str | None = field(default=None, metadata={"help": "EC2/SSM/IAM endpoint override (tests)"})
     zones: tuple[str, ...] = field(default=(), metadata={"help": "limit the catalogue to these zones"})
+    pricing_api: bool = field(default=True, metadata={"help": "ask the Pricing API (else the bundled table)"})
     catalogue_refresh: Seconds = 3600.0
     spot_price_refresh: Seconds = 300.0
 

@@ -97,6 +97,7 @@ class LauncherService:
                 zones=config.aws.zones or None,
                 refresh_period=config.aws.catalogue_refresh,
                 spot_refresh_period=config.aws.spot_price_refresh,
+                pricing_api=config.aws.pricing_api,
             ),
         )
         resolver = NodeClassResolver(

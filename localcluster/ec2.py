@@ -47,6 +47,7 @@ class ClusterNetwork:
     security_group_id: str
     amis: dict[str, str]  # architecture -> AMI id
     ami_parameters: dict[str, str] = field(default_factory=dict)  # architecture -> SSM name
+    node_role: str = ""  # the IAM role nodes run as (an EC2NodeClass's ``role``)
 
 
 class MotoEC2:
@@ -101,6 +102,14 @@ class MotoEC2:
             "AWS_ENDPOINT_URL": self.endpoint,
         }
 
+    def instances(self) -> list[dict[str, Any]]:
+        """Every instance moto holds, as DescribeInstances reports them (blocking)."""
+        import boto3
+
+        ec2 = boto3.client("ec2", **self.client_kwargs())
+        pages = ec2.get_paginator("describe_instances").paginate()
+        return [i for page in pages for r in page["Reservations"] for i in r["Instances"]]
+
     def seed_eksctl_cluster(self, cluster: str = DEFAULT_CLUSTER) -> ClusterNetwork:
         """Create what eksctl leaves behind for ``cluster`` (blocking: call via ``to_thread``)."""
         import boto3
@@ -131,6 +140,14 @@ class MotoEC2:
             TagSpecifications=[{"ResourceType": "security-group", "Tags": tags}],
         )["GroupId"]
         amis = {arch: self._register_eks_ami(ec2, arch) for arch in ARCHITECTURES}
+        node_role = f"eksctl-{cluster}-NodeInstanceRole"
+        boto3.client("iam", **self.client_kwargs()).create_role(
+            RoleName=node_role,
+            AssumeRolePolicyDocument=(
+                '{"Version":"2012-10-17","Statement":[{"Effect":"Allow",'
+                '"Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}'
+            ),
+        )
         parameters = {arch: eks_ami_parameter(arch) for arch in ARCHITECTURES}
         for arch, name in parameters.items():
             self.put_reserved_parameter(name, amis[arch])
@@ -142,6 +159,7 @@ class MotoEC2:
             security_group_id=security_group_id,
             amis=amis,
             ami_parameters=parameters,
+            node_role=node_role,
         )
         return self.network
 

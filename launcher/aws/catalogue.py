@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from launcher.aws.pricing import estimate_on_demand_price, fetch_spot_prices, on_demand_prices
+from launcher.aws.pricing import bundled_prices, estimate_on_demand_price, fetch_spot_prices, on_demand_prices
 from launcher.aws.session import AWSClients
 from launcher.model import ON_DEMAND, SPOT, InstanceType, Offering
 from shared import eks, labels
@@ -202,6 +202,7 @@ class CatalogueSettings:
     spot_refresh_period: float = 300.0
     root_volume_bytes: int = DEFAULT_ROOT_VOLUME_BYTES
     retry_period: float = 30.0
+    pricing_api: bool = True  # False: use the bundled table without asking (no Pricing endpoint)
 
 
 async def fetch_instance_types(ec2: Any, names: Sequence[str] | None = None) -> list[dict[str, Any]]:
@@ -256,6 +257,11 @@ class InstanceCatalogue:
         self._changed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
 
+    async def _on_demand_prices(self) -> tuple[dict[str, float], str]:
+        if not self.settings.pricing_api:
+            return dict(bundled_prices()), "bundled-table"
+        return await on_demand_prices(self.clients.pricing, self.settings.region)
+
     async def refresh(self) -> list[InstanceType]:
         """Fetch everything again (concurrently) and rebuild; returns the new catalogue."""
         async with self._lock:
@@ -265,7 +271,7 @@ class InstanceCatalogue:
             raw_types, offerings, (on_demand, source), spot = await asyncio.gather(
                 fetch_instance_types(ec2, names),
                 fetch_offerings(ec2, self.settings.zones, names),
-                on_demand_prices(self.clients.pricing, self.settings.region),
+                self._on_demand_prices(),
                 fetch_spot_prices(ec2, names),
             )
             self._raw_types, self._offerings, self._on_demand, self._spot = (

@@ -13,6 +13,7 @@ from launcher.model import InstanceType, LaunchRequest
 from launcher.planner.offerings import UnavailableOfferings
 from shared import labels
 from shared.api.nodeclaim import NodeClaim
+from shared.requirements import Requirements
 
 MAX_FLEET_TYPES = 60
 
@@ -44,14 +45,15 @@ def launch_request(
         instance_type = catalogue.get(name)
         if instance_type is None:
             continue
-        # Zone and capacity type are per offering, so match the type's labels with each.
+        # Only keys the type defines are checked: the claim also carries pool labels (such as
+        # ``intent: apps``) that the node gets from its user data, not from its type. Zone and
+        # capacity type are per offering (``offerings_for`` checks them).
+        if not reqs.compatible(Requirements.from_labels(instance_type.labels)):
+            continue
         usable = [
             o
             for o in instance_type.offerings_for(reqs)
             if not unavailable.is_unavailable(name, o.zone, o.capacity_type)
-            and reqs.matches(
-                {**instance_type.labels, labels.ZONE: o.zone, labels.CAPACITY_TYPE: o.capacity_type}
-            )
         ]
         if not usable:
             continue

@@ -48,6 +48,7 @@ def claim(
             "spec": {
                 "nodeClassRef": {"group": "jitnode.io", "kind": "EC2NodeClass", "name": "default"},
                 "requirements": [
+                    {"key": "intent", "operator": "In", "values": ["apps"]},  # a pool label, not a type's
                     {
                         "key": labels.INSTANCE_TYPE,
                         "operator": "In",

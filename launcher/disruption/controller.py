@@ -1,0 +1,305 @@
+"""The disruption loop: keep pod-event times, decide, mark, launch replacements, drain.
+
+Level-triggered: every round re-reads the cluster through the launcher's informers. A node that
+carries the disruption mark (annotation or taint) and has no drain running gets one, so a
+launcher that restarted mid-drain carries on where the mark says. Each round:
+
+1. records ``status.lastPodEventTime`` on a NodeClaim when the set of pods on its node changes
+   (that time starts the ``consolidateAfter`` clock);
+2. resumes the disruption of every marked node;
+3. asks :func:`~launcher.disruption.decisions.decide` what to start, and for each action marks
+   the node (naming its replacement NodeClaims), creates the replacements, and starts a task that
+   waits for them to be Ready before draining. Replacements that vanish or are not Ready within
+   ``replacement_timeout`` abort the disruption: the mark is removed and a later round decides
+   again.
+
+Rounds run on cluster changes, at most every ``min_interval_seconds``, and at least every
+``interval_seconds``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from kubernetes_asyncio import client
+
+from launcher.disruption.decisions import Action, Decisions, Snapshot, decide
+from launcher.disruption.drain import Drainer, DrainSettings, DrainTarget, node_reference
+from launcher.disruption.inputs import claims_by_node, moving_pods, node_info, starting_pods
+from launcher.disruption.mark import Mark, node_mark
+from launcher.disruption.replacement import ClaimReplacer, ReplacementLauncher
+from launcher.kube import NodeClaimWriter, NodeWriter
+from launcher.model import InstanceType
+from launcher.provisioning.claims import claim_name
+from launcher.provisioning.inputs import daemonset_overhead, in_flight_claims, pool_usage, pool_views
+from launcher.state import LauncherState
+from shared import pods
+from shared.api._fields import format_time
+from shared.api.nodeclaim import INITIALIZED, NodeClaim
+from shared.demand import PodDemand
+from shared.events import NORMAL, WARNING, EventRecorder
+from shared.logs import get_logger
+
+log = get_logger("launcher.disruption")
+
+
+def _no_demand() -> Mapping[str, PodDemand]:
+    return {}
+
+
+@dataclass(frozen=True)
+class DisruptionSettings:
+    interval_seconds: float = 10.0
+    min_interval_seconds: float = 1.0
+    replacement_timeout: timedelta = timedelta(minutes=15)
+    # A replacement named in a mark but absent this long after the mark was never created.
+    replacement_missing_grace: timedelta = timedelta(seconds=30)
+    drain: DrainSettings = field(default_factory=DrainSettings)
+
+
+class DisruptionController:
+    def __init__(
+        self,
+        *,
+        state: LauncherState,
+        api: client.ApiClient,
+        claims: NodeClaimWriter,
+        nodes: NodeWriter,
+        events: EventRecorder,
+        catalogue: Callable[[], Mapping[str, InstanceType]],
+        pending: Callable[[], Mapping[str, PodDemand]] = _no_demand,
+        replacer: ReplacementLauncher | None = None,
+        settings: DisruptionSettings | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._state = state
+        self._claims = claims
+        self._events = events
+        self._catalogue = catalogue
+        self._pending = pending
+        self._replacer: ReplacementLauncher = replacer or ClaimReplacer(claims)
+        self.settings = settings or DisruptionSettings()
+        self._now = now
+        self.drainer = Drainer(
+            api=api,
+            nodes=nodes,
+            claims=claims,
+            events=events,
+            pods_on_node=lambda name: self._state.pods_by_node().get(name, []),
+            settings=self.settings.drain,
+            now=now,
+        )
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self._marks: dict[str, Mark] = {}  # marks written but perhaps not yet in the informer
+        self._pod_sets: dict[str, frozenset[str]] = {}  # nodeclaim -> pods on its node last seen
+
+    async def run(self) -> None:
+        """Run rounds until cancelled; drains in progress are cancelled with it."""
+        wake = self._state.subscribe()
+        try:
+            while True:
+                wake.clear()
+                try:
+                    await self.reconcile_once()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as error:
+                    log.exception("disruption round failed", error=str(error))
+                await asyncio.sleep(self.settings.min_interval_seconds)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), timeout=self.settings.interval_seconds)
+        finally:
+            await self.stop()
+
+    async def stop(self) -> None:
+        for task in self.tasks.values():
+            task.cancel()
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        self.tasks.clear()
+
+    async def reconcile_once(self) -> Decisions:
+        """One round (see the module docstring); returns what was decided (for tests and logs)."""
+        if not self._state.has_synced:
+            return Decisions()
+        now = self._now()
+        await self._record_pod_events(now)
+        self._resume(now)
+        snapshot = self.snapshot(now)
+        decisions = decide(snapshot)
+        for node, why in decisions.blocked.items():
+            log.debug("not disrupted", node=node, why=why)
+        for action in decisions.actions:
+            await self._start(action, now)
+        return decisions
+
+    # Observation ----------------------------------------------------------------------------
+
+    def snapshot(self, now: datetime) -> Snapshot:
+        catalogue = self._catalogue()
+        claims = list(self._state.nodeclaims().values())
+        nodes = self._state.nodes()
+        by_node = self._state.pods_by_node()
+        claim_of = claims_by_node(claims, nodes)
+        replacing = self._replacement_names(now)
+        infos = [
+            node_info(
+                node,
+                claim_of.get(name),
+                by_node.get(name, []),
+                catalogue,
+                now,
+                known_mark=self._marks.get(name),
+                replacing=claim_of[name].name in replacing if name in claim_of else False,
+            )
+            for name, node in nodes.items()
+        ]
+        pools = self._state.nodepools()
+        views = pool_views(pools, daemonset_overhead(nodes, by_node), pool_usage(claims, catalogue))
+        pending = self._pending()
+        return Snapshot(
+            nodes=infos,
+            pools={v.name: v for v in views},
+            types=catalogue,
+            now=now,
+            pending=list(pending.values()),
+            in_flight=[c for c in in_flight_claims(claims, catalogue) if c.name not in replacing],
+            starting=starting_pods(self._state.pods().values(), pending),
+        )
+
+    def _replacement_names(self, now: datetime) -> set[str]:
+        names: set[str] = set()
+        for name, node in self._state.nodes().items():
+            mark = node_mark(node, now) or self._marks.get(name)
+            if mark is not None:
+                names.update(mark.replacements)
+        return names
+
+    async def _record_pod_events(self, now: datetime) -> None:
+        """Stamp ``lastPodEventTime`` on claims whose node gained or lost a pod since last round."""
+        by_node = self._state.pods_by_node()
+        claim_of = claims_by_node(self._state.nodeclaims().values(), self._state.nodes())
+        seen: set[str] = set()
+        for node_name, claim in claim_of.items():
+            seen.add(claim.name)
+            current = frozenset(pods.pod_uid(p) for p in moving_pods(by_node.get(node_name, [])))
+            previous = self._pod_sets.get(claim.name)
+            self._pod_sets[claim.name] = current
+            if previous is None or previous == current or claim.metadata.deletion_timestamp is not None:
+                continue
+            try:
+                await self._claims.patch_status(claim.name, {"lastPodEventTime": format_time(now)})
+            except Exception as error:
+                log.warning("lastPodEventTime not recorded", nodeclaim=claim.name, error=str(error))
+        for gone in self._pod_sets.keys() - seen:
+            del self._pod_sets[gone]
+
+    # Acting ---------------------------------------------------------------------------------
+
+    def _resume(self, now: datetime) -> None:
+        nodes = self._state.nodes()
+        claim_of = claims_by_node(self._state.nodeclaims().values(), nodes)
+        for gone in self._marks.keys() - nodes.keys():
+            del self._marks[gone]
+        for name, node in nodes.items():
+            if name in self.tasks:
+                continue
+            mark = node_mark(node, now)
+            if mark is None:
+                self._marks.pop(name, None)
+                continue
+            claim = claim_of.get(name)
+            if claim is None or claim.metadata.deletion_timestamp is not None:
+                continue
+            log.info("resuming disruption", node=name, reason=mark.reason)
+            self._spawn(name)
+
+    async def _start(self, action: Action, now: datetime) -> None:
+        bound = log.bind(node=action.node, nodeclaim=action.nodeclaim, nodepool=action.nodepool)
+        pools = self._state.nodepools()
+        names = tuple(claim_name(p.nodepool) for p in action.replacements)
+        mark = Mark(action.reason, now, names)
+        if not await self.drainer.mark(action.node, mark):
+            return
+        self._marks[action.node] = mark
+        bound.info(
+            "disruption started", reason=action.reason, message=action.message, replacements=list(names)
+        )
+        await self._events.record(
+            node_reference(action.node), NORMAL, "DisruptionStarted", f"{action.reason}: {action.message}"
+        )
+        for name, planned in zip(names, action.replacements, strict=True):
+            pool = pools.get(planned.nodepool)
+            if pool is None:
+                continue
+            try:
+                await self._replacer(name, planned, pool, action.node)
+            except Exception as error:  # the missing-replacement check aborts the disruption
+                bound.error("replacement not created", replacement=name, error=str(error))
+        self._spawn(action.node)
+
+    def _spawn(self, node: str) -> None:
+        task = asyncio.create_task(self._disrupt(node), name=f"disrupt-{node}")
+        self.tasks[node] = task
+        task.add_done_callback(lambda _: self.tasks.pop(node, None) if self.tasks.get(node) is task else None)
+
+    async def _disrupt(self, node_name: str) -> None:
+        """Wait for the node's replacements, then drain it; abort if they never come."""
+        bound = log.bind(node=node_name)
+        try:
+            while True:
+                now = self._now()
+                node = self._state.nodes().get(node_name)
+                if node is None:
+                    return
+                mark = node_mark(node, now) or self._marks.get(node_name)
+                if mark is None:
+                    return
+                claim = claims_by_node(self._state.nodeclaims().values(), {node_name: node}).get(node_name)
+                if claim is None or claim.metadata.deletion_timestamp is not None:
+                    return  # not ours, or already terminating: the lifecycle controller finishes
+                waiting = self._replacements_pending(mark, now)
+                if isinstance(waiting, str):
+                    await self._abort(node_name, claim, waiting)
+                    return
+                if waiting:
+                    await asyncio.sleep(self.settings.drain.poll_seconds)
+                    continue
+                pool = self._state.nodepools().get(claim.nodepool or "")
+                grace = claim.termination_grace_period or (pool.termination_grace_period if pool else None)
+                target = DrainTarget(node_name, claim.name, claim.nodepool or "", mark, grace)
+                await self.drainer.drain(target)
+                return
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            bound.exception("disruption failed; a later round resumes it", error=str(error))
+
+    def _replacements_pending(self, mark: Mark, now: datetime) -> bool | str:
+        """True while replacements are launching; a reason to abort; False when all are Ready."""
+        claims = self._state.nodeclaims()
+        age = now - mark.since
+        for name in mark.replacements:
+            claim: NodeClaim | None = claims.get(name)
+            if claim is None or claim.metadata.deletion_timestamp is not None:
+                if claim is not None or age > self.settings.replacement_missing_grace:
+                    return f"replacement nodeclaim {name} is gone"
+                return True
+            if not claim.is_true(INITIALIZED):
+                if age > self.settings.replacement_timeout:
+                    return (
+                        f"replacement nodeclaim {name} not Ready within {self.settings.replacement_timeout}"
+                    )
+                return True
+        return False
+
+    async def _abort(self, node_name: str, claim: NodeClaim, why: str) -> None:
+        log.warning(
+            "disruption aborted", node=node_name, nodeclaim=claim.name, nodepool=claim.nodepool, why=why
+        )
+        await self.drainer.unmark(node_name)
+        self._marks.pop(node_name, None)
+        await self._events.record(node_reference(node_name), WARNING, "DisruptionAborted", why)

@@ -1,0 +1,373 @@
+"""Which nodes to disrupt, why, and whether they need replacement capacity first (pure).
+
+One call to :func:`decide` looks at a snapshot of the cluster and answers the disruptions to
+start now, in Karpenter's order of precedence:
+
+1. **Empty**: a node of a pool with a consolidation policy, holding no pods but DaemonSet,
+   mirror and terminal ones since ``consolidateAfter``. Limited by budgets; several per pool.
+2. **Expired**: a node older than its ``expireAfter``. Forceful: budgets and ``do-not-disrupt``
+   don't stop it (they only slow its drain), but it counts against budgets. Pods that do not fit
+   on the remaining nodes get replacement NodeClaims planned for them, launched before the drain.
+3. **Underutilized** (``WhenEmptyOrUnderutilized``): a node whose pods all fit on other nodes is
+   deleted; else one whose pods fit on one cheaper instance type of its pool is replaced. At most
+   one per pool at a time, never while NodeClaims are in flight, never while the pods a node was
+   launched for are still starting, never within ``consolidateAfter`` of its last pod event.
+
+Capacity is never taken from pending pods: a node that a pending pod could use is left alone,
+and pending pods are placed (first fit) before moved pods count on other nodes' free room. A node
+that receives simulated pods in a round is not itself disrupted in that round. Nodes being
+disrupted count as neither candidates nor destinations. Voluntary disruption never picks a node
+or pod annotated ``jitnode.io/do-not-disrupt: "true"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from launcher.disruption.budgets import BudgetTracker
+from launcher.disruption.mark import EMPTY, EXPIRED, UNDERUTILIZED, Mark
+from launcher.model import InstanceType
+from launcher.planner import InFlightClaim, PlannedClaim, PoolView, plan
+from shared.api.nodepool import WHEN_EMPTY, WHEN_EMPTY_OR_UNDERUTILIZED
+from shared.demand import PodDemand
+from shared.pods import NODE_NAME_FIELD
+from shared.resources import EMPTY as NO_RESOURCES
+from shared.resources import Resources
+from shared.taints import Taint, untolerated_taints
+
+CONSOLIDATION_POLICIES = frozenset({WHEN_EMPTY, WHEN_EMPTY_OR_UNDERUTILIZED})
+
+
+@dataclass(frozen=True)
+class PodInfo:
+    """A pod that would have to move off its node (not DaemonSet, mirror or terminal)."""
+
+    demand: PodDemand
+    ready: bool = True
+    do_not_disrupt: bool = False
+
+    @property
+    def uid(self) -> str:
+        return self.demand.uid
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """A node as the decisions need it; ``nodeclaim``/``nodepool`` are None for foreign nodes.
+
+    ``used`` counts every non-terminal pod bound to the node (DaemonSets included);
+    ``last_pod_event`` is when a pod last arrived or left (the claim's ``lastPodEventTime``,
+    else when it became Ready); ``schedulable`` is Ready and not cordoned.
+    """
+
+    name: str
+    labels: Mapping[str, str]
+    taints: tuple[Taint, ...]
+    allocatable: Resources
+    used: Resources = NO_RESOURCES
+    pods: tuple[PodInfo, ...] = ()
+    nodeclaim: str | None = None
+    nodepool: str | None = None
+    created: datetime | None = None
+    last_pod_event: datetime | None = None
+    expire_after: timedelta | None = None
+    planned_pods: frozenset[str] = frozenset()
+    price: float | None = None
+    instance_type: str | None = None
+    do_not_disrupt: bool = False
+    mark: Mark | None = None
+    deleting: bool = False
+    initialized: bool = True
+    schedulable: bool = True
+
+    @property
+    def free(self) -> Resources:
+        return (self.allocatable - self.used).clamp_zero()
+
+    @property
+    def empty(self) -> bool:
+        return not self.pods
+
+    @property
+    def disrupting(self) -> bool:
+        return self.mark is not None or self.deleting
+
+    @property
+    def managed(self) -> bool:
+        return self.nodeclaim is not None and self.nodepool is not None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything :func:`decide` reads. ``starting`` holds uids of pods not yet Ready."""
+
+    nodes: Sequence[NodeInfo]
+    pools: Mapping[str, PoolView]
+    types: Mapping[str, InstanceType]
+    now: datetime
+    pending: Sequence[PodDemand] = ()
+    in_flight: Sequence[InFlightClaim] = ()
+    starting: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Action:
+    """Disrupt ``node``: launch ``replacements`` (if any), wait until Ready, drain, delete."""
+
+    node: str
+    nodeclaim: str
+    nodepool: str
+    reason: str
+    message: str
+    replacements: tuple[PlannedClaim, ...] = ()
+
+
+@dataclass(frozen=True)
+class Decisions:
+    actions: tuple[Action, ...] = ()
+    blocked: Mapping[str, str] = field(default_factory=dict)  # node -> why it was not chosen
+
+
+def pod_fits(pod: PodDemand, node: NodeInfo, room: Resources) -> bool:
+    """Whether ``pod`` could run on ``node`` within ``room``: resources, taints, affinity."""
+    if not pod.requests.fits_in(room) or untolerated_taints(pod.tolerations, node.taints):
+        return False
+    node_labels = {**node.labels, NODE_NAME_FIELD: node.name}
+    return any(alternative.matches(node_labels) for alternative in pod.requirements)
+
+
+def expired(node: NodeInfo, now: datetime) -> bool:
+    return (
+        node.expire_after is not None and node.created is not None and now - node.created >= node.expire_after
+    )
+
+
+def consolidatable_since(node: NodeInfo, pool: PoolView, now: datetime) -> bool:
+    """True once ``consolidateAfter`` has passed since the node's last pod event."""
+    after = pool.pool.disruption.consolidate_after
+    if after is None:
+        return False
+    since = node.last_pod_event or node.created
+    return since is not None and now - since >= after
+
+
+class _Rooms:
+    """Free room on destination nodes, consumed as pods are placed during one round."""
+
+    def __init__(self, nodes: Iterable[NodeInfo]) -> None:
+        self.nodes = {n.name: n for n in nodes}
+        self.free = {n.name: n.free for n in self.nodes.values()}
+        self.excluded: set[str] = set()
+        self.receiving: set[str] = set()
+        self._last_receivers: set[str] = set()
+
+    def place(self, pod: PodDemand, exclude: str | None = None) -> str | None:
+        for name in sorted(self.free):
+            if name == exclude or name in self.excluded:
+                continue
+            if pod_fits(pod, self.nodes[name], self.free[name]):
+                self.free[name] = self.free[name] - pod.requests
+                return name
+        return None
+
+    def try_place_all(
+        self, pods: Sequence[PodDemand], exclude: str
+    ) -> tuple[list[PodDemand], dict[str, Resources]]:
+        """Place what fits (largest first) and return the rest; the caller commits or rolls back."""
+        before = dict(self.free)
+        unplaced: list[PodDemand] = []
+        receivers: set[str] = set()
+        for pod in sorted(pods, key=_size, reverse=True):
+            placed = self.place(pod, exclude)
+            if placed is None:
+                unplaced.append(pod)
+            else:
+                receivers.add(placed)
+        self._last_receivers = receivers
+        return unplaced, before
+
+    def commit(self) -> None:
+        self.receiving |= self._last_receivers
+
+    def rollback(self, before: dict[str, Resources]) -> None:
+        self.free = before
+
+
+def _size(pod: PodDemand) -> tuple[int, int, str]:
+    return (pod.requests.amount("cpu"), pod.requests.amount("memory"), pod.uid)
+
+
+def _pending_need(node: NodeInfo, pending: Sequence[PodDemand]) -> PodDemand | None:
+    return next((p for p in pending if pod_fits(p, node, node.free)), None)
+
+
+def decide(snapshot: Snapshot) -> Decisions:
+    """The disruptions to start now (see the module docstring for the rules)."""
+    now = snapshot.now
+    managed = [n for n in snapshot.nodes if n.managed]
+    totals: dict[str, int] = {}
+    disrupting: dict[str, int] = {}
+    for node in managed:
+        pool_name = str(node.nodepool)
+        totals[pool_name] = totals.get(pool_name, 0) + 1
+        if node.disrupting:
+            disrupting[pool_name] = disrupting.get(pool_name, 0) + 1
+    budgets = BudgetTracker({k: v.pool for k, v in snapshot.pools.items()}, totals, now, disrupting)
+    rooms = _Rooms(n for n in snapshot.nodes if n.schedulable and n.initialized and not n.disrupting)
+    for pod in sorted(snapshot.pending, key=lambda p: (-p.priority, p.first_seen, p.uid)):
+        rooms.place(pod)  # pending pods come first: moved pods only get what is left
+
+    actions: list[Action] = []
+    blocked: dict[str, str] = {}
+    chosen: set[str] = set()
+    candidates = [
+        n for n in managed if not n.disrupting and n.initialized and str(n.nodepool) in snapshot.pools
+    ]
+
+    def choose(action: Action) -> None:
+        actions.append(action)
+        chosen.add(action.node)
+        rooms.excluded.add(action.node)
+
+    # 1. Empty nodes.
+    for node in candidates:
+        view = snapshot.pools[str(node.nodepool)]
+        if not node.empty or view.pool.disruption.consolidation_policy not in CONSOLIDATION_POLICIES:
+            continue
+        why = _voluntary_block(node, view, snapshot, rooms)
+        if why is None and not budgets.try_take(view.name, EMPTY):
+            why = f"nodepool {view.name} disruption budget for {EMPTY} is spent"
+        if why is not None:
+            blocked[node.name] = why
+            continue
+        choose(Action(node.name, str(node.nodeclaim), view.name, EMPTY, "node has been empty"))
+
+    # 2. Expired nodes (forceful).
+    for node in candidates:
+        if node.name in chosen or node.name in rooms.receiving or not expired(node, now):
+            continue
+        view = snapshot.pools[str(node.nodepool)]
+        pods = [p.demand for p in node.pods]
+        unplaced, _ = rooms.try_place_all(pods, exclude=node.name)
+        rooms.commit()
+        replacements, message = _replacements_for(unplaced, snapshot)
+        budgets.force(view.name)
+        choose(Action(node.name, str(node.nodeclaim), view.name, EXPIRED, message, replacements))
+
+    # 3. Underutilized nodes: one per pool, cheapest to disrupt first.
+    busy = {str(n.nodepool) for n in managed if n.mark is not None and n.mark.reason == UNDERUTILIZED}
+    ordered = sorted(candidates, key=lambda n: (len(n.pods), n.used.amount("cpu"), n.name))
+    for node in ordered:
+        view = snapshot.pools[str(node.nodepool)]
+        if node.name in chosen or node.empty:
+            continue
+        if view.pool.disruption.consolidation_policy != WHEN_EMPTY_OR_UNDERUTILIZED:
+            continue
+        why = _consolidation_block(node, view, snapshot, rooms, busy)
+        if why is None and budgets.remaining(view.name, UNDERUTILIZED) <= 0:
+            why = f"nodepool {view.name} disruption budget for {UNDERUTILIZED} is spent"
+        if why is not None:
+            blocked[node.name] = why
+            continue
+        action = _consolidate(node, view, snapshot, rooms)
+        if isinstance(action, str):
+            blocked[node.name] = action
+            continue
+        budgets.try_take(view.name, UNDERUTILIZED)
+        busy.add(view.name)
+        choose(action)
+    return Decisions(tuple(actions), blocked)
+
+
+def _voluntary_block(node: NodeInfo, view: PoolView, snapshot: Snapshot, rooms: _Rooms) -> str | None:
+    """Why voluntary disruption may not touch ``node`` now, or None."""
+    if node.do_not_disrupt:
+        return "node is annotated do-not-disrupt"
+    blocking = next((p for p in node.pods if p.do_not_disrupt), None)
+    if blocking is not None:
+        return f"pod {blocking.demand.key} is annotated do-not-disrupt"
+    if node.name in rooms.receiving:
+        return "node receives pods moved from another node"
+    if node.planned_pods & snapshot.starting:
+        return "pods the node was launched for are still starting"
+    if not consolidatable_since(node, view, snapshot.now):
+        return f"last pod event less than consolidateAfter ({view.pool.disruption.consolidate_after}) ago"
+    needed = _pending_need(node, snapshot.pending)
+    if needed is not None:
+        return f"pending pod {needed.key} could use this node"
+    return None
+
+
+def _consolidation_block(
+    node: NodeInfo, view: PoolView, snapshot: Snapshot, rooms: _Rooms, busy: set[str]
+) -> str | None:
+    if view.name in busy:
+        return f"nodepool {view.name} already has a consolidation in progress"
+    if snapshot.in_flight:
+        return "nodeclaims are still launching"
+    starting = next((p for p in node.pods if not p.ready), None)
+    if starting is not None:
+        return f"pod {starting.demand.key} is not Ready"
+    return _voluntary_block(node, view, snapshot, rooms)
+
+
+def _consolidate(node: NodeInfo, view: PoolView, snapshot: Snapshot, rooms: _Rooms) -> Action | str:
+    """Delete the node if its pods fit elsewhere, else replace it with one cheaper node."""
+    pods = [p.demand for p in node.pods]
+    unplaced, before = rooms.try_place_all(pods, exclude=node.name)
+    if not unplaced:
+        rooms.commit()
+        return Action(
+            node.name,
+            str(node.nodeclaim),
+            view.name,
+            UNDERUTILIZED,
+            f"its {len(pods)} pods fit on other nodes",
+        )
+    rooms.rollback(before)
+    if node.price is None:
+        return "pods do not fit on other nodes and the node's price is unknown"
+    result = plan(demand={p.uid: p for p in pods}, pools=[view], types=list(snapshot.types.values()))
+    if result.unschedulable or len(result.claims) != 1:
+        return "pods do not fit on other nodes nor on one new node"
+    planned = result.claims[0]
+    prices: dict[str, float] = {}
+    for name in planned.instance_types:
+        price = snapshot.types[name].cheapest_price(planned.requirements) if name in snapshot.types else None
+        if name != node.instance_type and price is not None and price < node.price:
+            prices[name] = price
+    if not prices:
+        return f"no instance type cheaper than {node.price:.4f}/h fits its pods"
+    cheaper = tuple(sorted(prices, key=lambda n: (prices[n], n)))
+    replacement = PlannedClaim(
+        nodepool=planned.nodepool,
+        pods=planned.pods,
+        requirements=planned.requirements,
+        instance_types=cheaper,
+        requests=planned.requests,
+        price=prices[cheaper[0]],
+    )
+    return Action(
+        node.name,
+        str(node.nodeclaim),
+        view.name,
+        UNDERUTILIZED,
+        f"replace with a cheaper {cheaper[0]} ({replacement.price:.4f}/h < {node.price:.4f}/h)",
+        (replacement,),
+    )
+
+
+def _replacements_for(pods: Sequence[PodDemand], snapshot: Snapshot) -> tuple[tuple[PlannedClaim, ...], str]:
+    if not pods:
+        return (), "node expired; its pods fit on other nodes"
+    result = plan(
+        demand={p.uid: p for p in pods},
+        pools=list(snapshot.pools.values()),
+        types=list(snapshot.types.values()),
+    )
+    message = f"node expired; {len(result.claims)} replacement(s) for {len(pods)} pods"
+    if result.unschedulable:
+        message += f"; {len(result.unschedulable)} pods have no replacement"
+    return result.claims, message

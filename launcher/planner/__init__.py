@@ -1,0 +1,11 @@
+"""The launcher's planner: pending pods in, the cheapest NodeClaims that serve them out.
+
+Pure code (no I/O): ``plan.plan`` is the entry point, ``inputs`` its data types, ``fit`` the
+pool and instance-type rules, ``packing`` the bin-packing, ``lowerbound`` the LP bound,
+``offerings`` the short-lived memory of offerings that ran out of capacity.
+"""
+
+from launcher.planner.inputs import InFlightClaim, NodeRoom, Plan, PlannedClaim, PoolView
+from launcher.planner.plan import plan
+
+__all__ = ["InFlightClaim", "NodeRoom", "Plan", "PlannedClaim", "PoolView", "plan"]

@@ -1,0 +1,161 @@
+"""A lower bound on what the pending pods must cost per hour: the LP relaxation of packing.
+
+Variables, per NodePool ``p`` and instance type ``t``: ``x[p,t] >= 0`` nodes bought and
+``w[s,t] >= 0`` pods of shape ``s`` (a set of identical pods of pool ``p``) placed on them.
+
+    minimise   sum price[p,t] * x[p,t]
+    subject to sum_t w[s,t] = n[s]                                  for every shape s
+               sum_s req[s,r] * w[s,t] <= room[p,t,r] * x[p,t]      for every p, t, resource r
+               w[s,t] = 0 where shape s does not fit type t or its requirements exclude t
+
+Why it is a valid bound: any real plan puts each pod on one node of its pool; summing each
+node's capacity constraint over the nodes of the same pool and type gives the second row, and
+counting pods gives the first, so every real plan is a feasible point of the LP. ``price[p,t]``
+is the cheapest offering of ``t`` that ANY shape of the pool allows, which is never more than
+what a real node pays, so the LP optimum is at most the cost of every real plan. Pods of
+different groups of the same pool may share nodes here, so the bound holds even where the
+packer keeps groups apart.
+
+Types dominated within a pool (another type is no dearer, has at least as much of every
+resource and suits every shape this one suits) are dropped first: that cannot change the LP
+optimum, and it keeps the model small.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import highspy
+import numpy as np
+
+Vector = tuple[int, ...]
+_banner_lock = threading.Lock()
+_banner_shown = False
+
+
+def _solver() -> highspy.Highs:
+    """A silent HiGHS instance.
+
+    HiGHS prints a banner from C++ to file descriptor 1 when the first instance of a process is
+    created, which would break the one-JSON-object-a-line log stream; the first instance is
+    therefore created with that descriptor pointed at /dev/null.
+    """
+    global _banner_shown
+    with _banner_lock:
+        if _banner_shown:
+            highs = highspy.Highs()  # type: ignore[no-untyped-call]
+        else:
+            sys.stdout.flush()
+            saved = os.dup(1)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(devnull, 1)
+                highs = highspy.Highs()  # type: ignore[no-untyped-call]
+            finally:
+                os.dup2(saved, 1)
+                os.close(saved)
+                os.close(devnull)
+            _banner_shown = True
+    highs.setOptionValue("output_flag", False)
+    return highs
+
+
+@dataclass(frozen=True)
+class LPShape:
+    pool: str
+    requests: Vector
+    count: int
+    allowed: frozenset[str]  # instance type names its requirements allow (and it fits)
+
+
+@dataclass(frozen=True)
+class LPType:
+    pool: str
+    name: str
+    price: float
+    room: Vector
+
+
+def _undominated(types: Sequence[LPType], suits: dict[str, frozenset[int]]) -> list[LPType]:
+    kept: list[LPType] = []
+    ordered = sorted(types, key=lambda t: (t.price, tuple(-r for r in t.room), t.name))
+    for candidate in ordered:
+        dominated = any(
+            other.price <= candidate.price
+            and all(o >= c for o, c in zip(other.room, candidate.room, strict=True))
+            and suits[candidate.name] <= suits[other.name]
+            for other in kept
+        )
+        if not dominated:
+            kept.append(candidate)
+    return kept
+
+
+def lower_bound(shapes: Sequence[LPShape], types: Sequence[LPType]) -> float:
+    """The LP optimum (0.0 when there is nothing to place or the LP cannot be solved)."""
+    if not shapes:
+        return 0.0
+    columns_cost: list[float] = []
+    starts: list[int] = [0]
+    indices: list[int] = []
+    values: list[float] = []
+    row_lower: list[float] = []
+    row_upper: list[float] = []
+    shape_rows: dict[int, int] = {}
+    for i, shape in enumerate(shapes):
+        shape_rows[i] = len(row_lower)
+        row_lower.append(float(shape.count))
+        row_upper.append(float(shape.count))
+    resources = len(shapes[0].requests)
+    pools = sorted({s.pool for s in shapes})
+    for pool in pools:
+        pool_shapes = [i for i, s in enumerate(shapes) if s.pool == pool]
+        pool_types = [t for t in types if t.pool == pool]
+        suits = {t.name: frozenset(i for i in pool_shapes if t.name in shapes[i].allowed) for t in pool_types}
+        for lp_type in _undominated(pool_types, suits):
+            if not suits[lp_type.name]:
+                continue
+            capacity_row = len(row_lower)
+            for _ in range(resources):
+                row_lower.append(-highspy.kHighsInf)
+                row_upper.append(0.0)
+            # x[p,t]: -room on each capacity row.
+            columns_cost.append(lp_type.price)
+            for r, room in enumerate(lp_type.room):
+                indices.append(capacity_row + r)
+                values.append(-float(room))
+            starts.append(len(indices))
+            # w[s,t]: 1 on the shape's row, its requests on the capacity rows.
+            for i in sorted(suits[lp_type.name]):
+                columns_cost.append(0.0)
+                indices.append(shape_rows[i])
+                values.append(1.0)
+                for r, request in enumerate(shapes[i].requests):
+                    if request:
+                        indices.append(capacity_row + r)
+                        values.append(float(request))
+                starts.append(len(indices))
+    if len(columns_cost) == 0:
+        return 0.0
+    highs = _solver()
+    lp = highspy.HighsLp()
+    lp.num_col_ = len(columns_cost)
+    lp.num_row_ = len(row_lower)
+    lp.col_cost_ = np.array(columns_cost)
+    lp.col_lower_ = np.zeros(len(columns_cost))
+    lp.col_upper_ = np.full(len(columns_cost), highspy.kHighsInf)
+    lp.row_lower_ = np.array(row_lower)
+    lp.row_upper_ = np.array(row_upper)
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = np.array(starts, dtype=np.int32)
+    lp.a_matrix_.index_ = np.array(indices, dtype=np.int32)
+    lp.a_matrix_.value_ = np.array(values)
+    highs.passModel(lp)
+    highs.run()
+    if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        return 0.0
+    return float(highs.getInfo().objective_function_value)

@@ -1,0 +1,158 @@
+"""Bin-packing one group of pods onto new nodes (pure, integer arithmetic).
+
+A group is pods of one NodePool with the same requirements, so any of them may share a node.
+Pods come in *shapes* (identical requests) with counts, and bins carry a multiplicity, so
+10,000 identical pods cost a division rather than 10,000 placements.
+
+First-fit-decreasing: bins are sized by a "bin type"; shapes are placed largest first (by their
+dominant share of the bin type), each into the first open bin with room, and new bins open when
+none has any. Each bin is then shrunk to the cheapest type that still holds its contents. The
+improvement step repeats this for the few most promising bin types and keeps the cheapest
+result: the single best-value type minimises cost for uniform demand, while smaller types can
+win for a mixed or small group.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from launcher.planner.fit import Candidate
+
+Vector = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Shape:
+    """Identical pods: their per-resource requests (in ``keys`` order) and how many."""
+
+    index: int
+    requests: Vector
+    count: int
+
+
+@dataclass
+class Bin:
+    """``multiplicity`` identical nodes, each holding ``contents`` (shape index -> pods)."""
+
+    used: list[int]
+    contents: dict[int, int] = field(default_factory=dict)
+    multiplicity: int = 1
+
+
+@dataclass(frozen=True)
+class PackedBin:
+    contents: dict[int, int]
+    multiplicity: int
+    used: Vector
+    fitting: tuple[Candidate, ...]  # cheapest first
+
+    @property
+    def price(self) -> float:
+        return self.fitting[0].price
+
+
+def vector(resources: Candidate | object, keys: Sequence[str]) -> Vector:
+    room = resources.room if isinstance(resources, Candidate) else resources
+    return tuple(int(room.get(k, 0)) for k in keys)  # type: ignore[attr-defined]
+
+
+def fits(used: Sequence[int], room: Vector) -> bool:
+    return all(u <= r for u, r in zip(used, room, strict=True))
+
+
+def how_many(requests: Vector, free: Sequence[int]) -> int:
+    """How many pods of ``requests`` fit in ``free`` (large when a pod requests nothing)."""
+    limit = 1 << 30
+    for req, room in zip(requests, free, strict=True):
+        if req > 0:
+            limit = min(limit, room // req if room >= 0 else 0)
+    return max(limit, 0)
+
+
+def first_fit_decreasing(shapes: Sequence[Shape], capacity: Vector) -> list[Bin]:
+    def dominant(shape: Shape) -> float:
+        return max((r / c for r, c in zip(shape.requests, capacity, strict=True) if c > 0), default=0.0)
+
+    bins: list[Bin] = []
+    for shape in sorted(shapes, key=lambda s: (-dominant(s), s.index)):
+        remaining = shape.count
+        position = 0
+        while remaining and position < len(bins):
+            current = bins[position]
+            free = [c - u for c, u in zip(capacity, current.used, strict=True)]
+            k = min(how_many(shape.requests, free), remaining)
+            if k > 0:
+                copies = min(current.multiplicity, remaining // k) if remaining >= k else 0
+                if copies == 0:
+                    # Fewer pods left than fill one copy: split one copy off and top it up.
+                    copies, k = 1, remaining
+                if copies < current.multiplicity:
+                    untouched = Bin(list(current.used), dict(current.contents), current.multiplicity - copies)
+                    bins.insert(position + 1, untouched)
+                    current.multiplicity = copies
+                current.used = [u + k * r for u, r in zip(current.used, shape.requests, strict=True)]
+                current.contents[shape.index] = current.contents.get(shape.index, 0) + k
+                remaining -= k * copies
+            position += 1
+        if remaining:
+            per_bin = how_many(shape.requests, capacity)
+            if per_bin == 0:
+                raise ValueError(f"shape {shape.index} does not fit the bin type")
+            full, leftover = divmod(remaining, per_bin)
+            if full:
+                used = [per_bin * r for r in shape.requests]
+                bins.append(Bin(used, {shape.index: per_bin}, full))
+            if leftover:
+                bins.append(Bin([leftover * r for r in shape.requests], {shape.index: leftover}, 1))
+    return bins
+
+
+def _shrink(
+    bins: Sequence[Bin], candidates: Sequence[Candidate], keys: Sequence[str]
+) -> list[PackedBin] | None:
+    rooms = [vector(c, keys) for c in candidates]
+    packed: list[PackedBin] = []
+    for b in bins:
+        used = tuple(b.used)
+        fitting = tuple(c for c, room in zip(candidates, rooms, strict=True) if fits(used, room))
+        if not fitting:
+            return None
+        packed.append(PackedBin(dict(b.contents), b.multiplicity, used, fitting))
+    return packed
+
+
+def total_cost(packed: Sequence[PackedBin]) -> float:
+    return sum(p.price * p.multiplicity for p in packed)
+
+
+def pack(
+    shapes: Sequence[Shape], candidates: Sequence[Candidate], keys: Sequence[str], tries: int = 4
+) -> list[PackedBin]:
+    """Cheapest packing found for ``shapes`` onto ``candidates`` (cheapest first)."""
+    demand = [sum(s.requests[i] * s.count for s in shapes) for i in range(len(keys))]
+    biggest = [max(s.requests[i] for s in shapes) for i in range(len(keys))]
+
+    def estimate(candidate: Candidate) -> float:
+        room = vector(candidate, keys)
+        nodes = max(
+            (math.ceil(d / r) for d, r in zip(demand, room, strict=True) if d > 0 and r > 0), default=1
+        )
+        return candidate.price * max(nodes, 1)
+
+    bin_types = sorted(
+        (c for c in candidates if fits(biggest, vector(c, keys))),
+        key=lambda c: (estimate(c), c.price, c.type.name),
+    )
+    best: list[PackedBin] | None = None
+    for candidate in bin_types[:tries]:
+        packed = _shrink(first_fit_decreasing(shapes, vector(candidate, keys)), candidates, keys)
+        if packed is not None and (best is None or total_cost(packed) < total_cost(best)):
+            best = packed
+    if best is None:
+        # No single type holds the largest of every resource: pack each shape on its own.
+        best = []
+        for shape in shapes:
+            best.extend(pack([shape], candidates, keys, tries))
+    return best

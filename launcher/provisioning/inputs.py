@@ -1,0 +1,194 @@
+"""From the launcher's view of the cluster to the planner's inputs, and the plan (pure).
+
+Reads only plain data (parsed NodePools and NodeClaims, Node and Pod dicts, the catalogue),
+so it is tested without a cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from launcher.model import InstanceType
+from launcher.planner import InFlightClaim, NodeRoom, Plan, PoolView, plan
+from launcher.planner.offerings import UnavailableOfferings
+from launcher.state import LauncherState
+from shared import labels, pods
+from shared.api.nodeclaim import INITIALIZED, NodeClaim
+from shared.api.nodepool import NodePool
+from shared.demand import PodDemand
+from shared.errors import ValidationError
+from shared.resources import EMPTY, Resources
+from shared.taints import Taint, parse_taints
+
+Obj = Mapping[str, Any]
+# How long a Ready claim's pods are still expected to bind to it rather than need a new node.
+BIND_GRACE = timedelta(seconds=30)
+
+
+def _requests(pod: Obj) -> Resources:
+    try:
+        return pods.effective_requests(pod)
+    except ValidationError:
+        return EMPTY
+
+
+def _node_ready(node: Obj) -> bool:
+    conditions = (node.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def _taints(node: Obj) -> tuple[Taint, ...]:
+    try:
+        return tuple(parse_taints((node.get("spec") or {}).get("taints") or [], "spec.taints"))
+    except ValidationError:
+        return ()
+
+
+def daemonset_overhead(
+    nodes: Mapping[str, Obj], pods_by_node: Mapping[str, Sequence[Obj]]
+) -> dict[str, Resources]:
+    """Per NodePool, the most any of its nodes gives to DaemonSet pods: a new node will too."""
+    out: dict[str, Resources] = {}
+    for node in nodes.values():
+        meta = node.get("metadata") or {}
+        pool = (meta.get("labels") or {}).get(labels.NODEPOOL)
+        if not pool:
+            continue
+        daemons = [p for p in pods_by_node.get(str(meta.get("name")), []) if pods.is_daemonset_pod(p)]
+        used = sum((_requests(p) for p in daemons), EMPTY)
+        out[pool] = out.get(pool, EMPTY).max(used)
+    return out
+
+
+def node_rooms(nodes: Mapping[str, Obj], pods_by_node: Mapping[str, Sequence[Obj]]) -> list[NodeRoom]:
+    """Free room on Ready, schedulable nodes that are not being disrupted."""
+    rooms = []
+    for node in nodes.values():
+        meta = node.get("metadata") or {}
+        spec = node.get("spec") or {}
+        taints = _taints(node)
+        if not _node_ready(node) or spec.get("unschedulable"):
+            continue
+        if labels.DISRUPTING_ANNOTATION in (meta.get("annotations") or {}):
+            continue
+        if any(t.key == labels.DISRUPTED_TAINT for t in taints):
+            continue
+        try:
+            allocatable = Resources.parse((node.get("status") or {}).get("allocatable"), "status.allocatable")
+        except ValidationError:
+            continue
+        name = str(meta.get("name"))
+        used = sum((_requests(p) for p in pods_by_node.get(name, []) if not pods.is_terminal(p)), EMPTY)
+        rooms.append(
+            NodeRoom(name, dict(meta.get("labels") or {}), taints, (allocatable - used).clamp_zero())
+        )
+    return rooms
+
+
+def _claim_types(claim: NodeClaim) -> list[str]:
+    for requirement in claim.requirements:
+        if requirement.key == labels.INSTANCE_TYPE and requirement.operator == "In":
+            return list(requirement.values)
+    return []
+
+
+def _ready_since(claim: NodeClaim) -> datetime | None:
+    condition = claim.condition(INITIALIZED)
+    if condition is None or not condition.is_true:
+        return None
+    return condition.last_transition_time or datetime.min.replace(tzinfo=UTC)
+
+
+def in_flight_claims(
+    claims: Iterable[NodeClaim],
+    catalogue: Mapping[str, InstanceType],
+    now: datetime | None = None,
+    bind_grace: timedelta = BIND_GRACE,
+) -> list[InFlightClaim]:
+    """Claims not being deleted that are not Ready, or became Ready within ``bind_grace``.
+
+    A claim's pods stay with it for a while after its node is Ready, because the scheduler
+    needs a moment to bind them; planning them again then would launch a second node.
+    """
+    now = now or datetime.now(UTC)
+    out = []
+    for claim in claims:
+        if claim.metadata.deletion_timestamp is not None:
+            continue
+        ready_since = _ready_since(claim)
+        if ready_since is not None and now - ready_since > bind_grace:
+            continue
+        launched_type = claim.metadata.labels.get(labels.INSTANCE_TYPE)
+        names = [launched_type] if launched_type else _claim_types(claim)
+        allocatables = [catalogue[n].allocatable for n in names if n in catalogue]
+        if not allocatables:
+            continue
+        smallest = min(allocatables, key=lambda r: (r.amount("cpu"), r.amount("memory")))
+        room = (smallest - claim.requests).clamp_zero()
+        out.append(
+            InFlightClaim(
+                name=claim.name,
+                nodepool=claim.nodepool or "",
+                requirements=claim.node_requirements(),
+                taints=claim.taints,
+                room=room,
+                pods=frozenset(claim.pods),
+            )
+        )
+    return out
+
+
+def pool_usage(claims: Iterable[NodeClaim], catalogue: Mapping[str, InstanceType]) -> dict[str, Resources]:
+    """Capacity each pool's claims count toward its limits (launched: the real type)."""
+    out: dict[str, Resources] = {}
+    for claim in claims:
+        pool = claim.nodepool
+        if not pool:
+            continue
+        if claim.status.capacity:
+            capacity = claim.status.capacity
+        else:
+            capacity = EMPTY
+            for name in _claim_types(claim):
+                if name in catalogue:
+                    capacity = capacity.max(catalogue[name].capacity)
+        out[pool] = out.get(pool, EMPTY) + capacity
+    return out
+
+
+def pool_views(
+    pools: Mapping[str, NodePool], overhead: Mapping[str, Resources], usage: Mapping[str, Resources]
+) -> list[PoolView]:
+    return [
+        PoolView(pool, pool.requirements(), overhead.get(name, EMPTY), usage.get(name, EMPTY))
+        for name, pool in sorted(pools.items())
+    ]
+
+
+def build_plan(
+    *,
+    demand: Mapping[str, PodDemand],
+    state: LauncherState,
+    catalogue: Mapping[str, InstanceType],
+    unavailable: UnavailableOfferings,
+    extra_claims: Sequence[NodeClaim] = (),
+) -> tuple[Plan, dict[str, NodePool]]:
+    """Plan for ``demand`` against the cluster as ``state`` sees it now.
+
+    ``extra_claims`` are claims just created that the informer may not show yet.
+    """
+    pools = state.nodepools()
+    claims = [*state.nodeclaims().values(), *extra_claims]
+    by_node = state.pods_by_node()
+    views = pool_views(pools, daemonset_overhead(state.nodes(), by_node), pool_usage(claims, catalogue))
+    result = plan(
+        demand=demand,
+        pools=views,
+        types=list(catalogue.values()),
+        in_flight=in_flight_claims(claims, catalogue),
+        nodes=node_rooms(state.nodes(), by_node),
+        is_unavailable=unavailable.is_unavailable,
+    )
+    return result, dict(pools)

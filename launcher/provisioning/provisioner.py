@@ -1,0 +1,202 @@
+"""The provisioning loop: wait for demand, coalesce it briefly, plan, create NodeClaims.
+
+Demand is coalesced for ``coalesce_idle`` after the last change, but never longer than
+``coalesce_max`` after the first (defaults 50 ms and 1 s, far below Karpenter's 1 s / 10 s), so
+a burst becomes one plan and a single pod still launches within milliseconds. While demand is
+pending the loop also re-plans when claims or nodes change (a claim deleted after insufficient
+capacity, a node that joined) and every ``replan_interval``. Each new claim is handed straight to
+the claim controller, so CreateFleet follows the plan without waiting for a watch event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from launcher import metrics
+from launcher.kube import NodeClaimWriter
+from launcher.lifecycle.controller import ClaimController
+from launcher.planner.offerings import UnavailableOfferings
+from launcher.provisioning.claims import claim_name, nodeclaim_body
+from launcher.provisioning.inputs import build_plan
+from launcher.state import LauncherState
+from shared import labels
+from shared.api.nodeclaim import NodeClaim
+from shared.demand import PodDemand
+from shared.events import WARNING, EventRecorder
+from shared.logs import get_logger
+from shared.requirements import Requirement
+
+log = get_logger("launcher.provisioner")
+
+
+@dataclass(frozen=True)
+class ProvisionerSettings:
+    coalesce_idle: float = 0.05
+    coalesce_max: float = 1.0
+    replan_interval: float = 10.0
+
+
+class Provisioner:
+    def __init__(
+        self,
+        *,
+        state: LauncherState,
+        book: Any,
+        catalogue: Any,
+        unavailable: UnavailableOfferings,
+        claims: ClaimController,
+        writer: NodeClaimWriter,
+        events: EventRecorder,
+        settings: ProvisionerSettings,
+    ) -> None:
+        self._state = state
+        self._book = book
+        self._catalogue = catalogue
+        self._unavailable = unavailable
+        self._claims = claims
+        self._writer = writer
+        self._events = events
+        self.settings = settings
+        self._reported: dict[str, str] = {}
+        # Claims created but not yet seen by the informer: the next plan must count them.
+        self._recent: dict[str, NodeClaim] = {}
+
+    async def run(self) -> None:
+        wake = self._state.subscribe()
+        seen = -1
+        while True:
+            if self._book.version == seen:
+                await self._wait_for_work(seen, wake)
+            await self._coalesce()
+            seen = self._book.version
+            wake.clear()
+            try:
+                await self.provision_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.exception("provisioning failed", error=str(error))
+                await asyncio.sleep(1.0)
+
+    async def _wait_for_work(self, seen: int, wake: asyncio.Event) -> None:
+        """Until demand changes, or (while demand is pending) the cluster changes or time passes."""
+        demand_changed = asyncio.ensure_future(self._book.changed(seen))
+        waiters: set[asyncio.Future[Any]] = {demand_changed}
+        if self._book.current():
+            waiters.add(asyncio.ensure_future(wake.wait()))
+        try:
+            timeout = self.settings.replan_interval if self._book.current() else None
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
+
+    async def _coalesce(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.coalesce_max
+        version = self._book.version
+        while (remaining := deadline - loop.time()) > 0:
+            try:
+                version = await asyncio.wait_for(
+                    self._book.changed(version), timeout=min(self.settings.coalesce_idle, remaining)
+                )
+            except TimeoutError:
+                return
+
+    async def provision_once(self) -> list[NodeClaim]:
+        """Plan for the current demand and create its claims; returns the claims created."""
+        demand = self._pending()
+        metrics.PENDING_DEMAND.set(len(demand))
+        if not demand:
+            return []
+        started = time.perf_counter()
+        known = self._state.nodeclaims()
+        for name in [n for n in self._recent if n in known]:
+            del self._recent[name]
+        plan, pools = build_plan(
+            demand=demand,
+            state=self._state,
+            extra_claims=list(self._recent.values()),
+            catalogue=self._catalogue.get(),
+            unavailable=self._unavailable,
+        )
+        metrics.PLAN_SECONDS.observe(time.perf_counter() - started)
+        metrics.UNSERVABLE.set(len(plan.unschedulable))
+        created: list[NodeClaim] = []
+        if plan.claims:
+            metrics.PLAN_COST.set(plan.cost_per_hour)
+            metrics.PLAN_GAP.set(plan.gap)
+            log.info(
+                "plan",
+                pods=len(demand),
+                claims=len(plan.claims),
+                covered=len(plan.covered),
+                unschedulable=len(plan.unschedulable),
+                cost_per_hour=round(plan.cost_per_hour, 4),
+                lower_bound_per_hour=round(plan.lower_bound_per_hour, 4),
+                gap=round(plan.gap, 4),
+                seconds=round(time.perf_counter() - started, 4),
+            )
+        for planned in plan.claims:
+            pool = pools[planned.nodepool]
+            name = claim_name(pool.name)
+            first_seen = min((demand[uid].first_seen for uid in planned.pods if uid in demand), default=None)
+            # The instance types go last and in the planner's order (cheapest first): the
+            # launch reads them back in that order for CreateFleet's overrides.
+            requirements = [
+                *planned.requirements.to_requirements(),
+                Requirement(labels.INSTANCE_TYPE, "In", planned.instance_types),
+            ]
+            body = nodeclaim_body(name, pool, requirements, planned.requests, planned.pods, first_seen)
+            try:
+                raw = await self._writer.create(body)
+            except Exception as error:
+                log.error("nodeclaim not created", nodepool=pool.name, error=str(error))
+                continue
+            claim = NodeClaim.from_api(raw)
+            log.info(
+                "nodeclaim created",
+                nodeclaim=claim.name,
+                nodepool=pool.name,
+                pods=len(planned.pods),
+                instance_types=list(planned.instance_types[:5]),
+            )
+            created.append(claim)
+            self._recent[claim.name] = claim
+            self._claims.enqueue(claim)
+        await self._report_unschedulable(demand, plan.unschedulable)
+        return created
+
+    def _pending(self) -> dict[str, PodDemand]:
+        """Demand minus pods the API already shows bound (a withdraw may still be in flight)."""
+        bound = {
+            str((pod.get("metadata") or {}).get("uid"))
+            for pod in self._state.pods().values()
+            if (pod.get("spec") or {}).get("nodeName")
+        }
+        return {uid: d for uid, d in self._book.current().items() if uid not in bound}
+
+    async def _report_unschedulable(
+        self, demand: Mapping[str, PodDemand], reasons: Mapping[str, str]
+    ) -> None:
+        """A Warning event on each pod no NodePool can serve, once per distinct reason."""
+        for uid, reason in reasons.items():
+            if self._reported.get(uid) == reason or uid not in demand:
+                continue
+            self._reported[uid] = reason
+            pod = demand[uid]
+            log.warning("pod cannot be provisioned for", pod=f"{pod.namespace}/{pod.name}", reason=reason)
+            await self._events.record(
+                {"kind": "Pod", "apiVersion": "v1", "name": pod.name, "namespace": pod.namespace, "uid": uid},
+                WARNING,
+                "FailedProvisioning",
+                reason,
+            )
+        for uid in list(self._reported):
+            if uid not in demand:
+                del self._reported[uid]

@@ -1,0 +1,193 @@
+"""jitnode itself on the local cluster: the real extender and launcher, wired as in production.
+
+The scheduler calls the extender through a KubeSchedulerConfiguration ``extenders`` entry, the
+extender streams demand to the launcher over its WebSocket, and the launcher calls moto's EC2
+over HTTP; the kubelets then join the instances it launches. Used by ``jitnode demo`` and the
+end-to-end tests. Everything listens on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import yaml
+from kubernetes_asyncio import client as k8s
+
+from extender.config import ExtenderConfig, PredictionConfig, ServerConfig, StreamConfig
+from extender.service import ExtenderService
+from launcher.aws.session import AWSClients, AWSSettings
+from launcher.config import (
+    AWSConfig,
+    ClusterSettings,
+    LauncherConfig,
+    LeaderSettings,
+    ProvisioningSettings,
+    ServerSettings,
+)
+from launcher.service import LauncherService
+from localcluster.cluster import LocalCluster
+from localcluster.ec2 import CREDENTIALS, MotoEC2
+from localcluster.kubelet import KubeletConfig
+from shared.api.group import API_GROUP, API_VERSION, NODECLASS_PLURAL, NODEPOOL_PLURAL
+
+EXTENDER_PREFIX = "/jitnode"
+
+
+def free_port() -> int:
+    """A free loopback port, for the scheduler's urlPrefix before the extender binds it."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def scheduler_configuration(extender_url: str) -> str:
+    """A KubeSchedulerConfiguration that plugs jitnode's extender in, as the manifests do."""
+    return yaml.safe_dump(
+        {
+            "apiVersion": "kubescheduler.config.k8s.io/v1",
+            "kind": "KubeSchedulerConfiguration",
+            "profiles": [{"schedulerName": "default-scheduler"}],
+            "extenders": [
+                {
+                    "urlPrefix": extender_url,
+                    "filterVerb": "filter",
+                    "prioritizeVerb": "prioritize",
+                    "weight": 5,
+                    "nodeCacheCapable": True,
+                    "ignorable": True,
+                    "httpTimeout": "1s",
+                }
+            ],
+        }
+    )
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    cluster: str = "jitnode-local"
+    kubelet: KubeletConfig = field(default_factory=KubeletConfig.immediate)
+    registration_timeout: float = 900.0
+    leak_grace: float = 60.0
+    leak_interval: float = 60.0
+    leader_election: bool = True
+    seed: int | None = 0
+
+
+class JitnodeStack:
+    """A LocalCluster with jitnode's extender and launcher running against it."""
+
+    def __init__(self, settings: StackSettings = StackSettings(), *, ec2: MotoEC2 | None = None) -> None:
+        self.settings = settings
+        self.extender_port = free_port()
+        self.cluster = LocalCluster(
+            cluster=settings.cluster,
+            kubelet_config=settings.kubelet,
+            scheduler_config=scheduler_configuration(
+                f"http://127.0.0.1:{self.extender_port}{EXTENDER_PREFIX}"
+            ),
+            ec2=ec2,
+            seed=settings.seed,
+        )
+        self.api: k8s.ApiClient | None = None
+        self.launcher: LauncherService | None = None
+        self.extender: ExtenderService | None = None
+
+    def launcher_config(self) -> LauncherConfig:
+        return LauncherConfig(
+            cluster=ClusterSettings(
+                name=self.settings.cluster,
+                endpoint=self.cluster.api_url,
+                certificate_authority="bG9jYWxjbHVzdGVyLWNh",  # base64 "localcluster-ca"
+                kubeconfig=str(self.cluster.kubeconfig_path),
+            ),
+            server=ServerSettings(host="127.0.0.1", port=0, shutdown_grace=2.0),
+            # moto has no Pricing API: use the bundled price table straight away.
+            aws=AWSConfig(
+                region=self.cluster.ec2.region, endpoint_url=self.cluster.ec2.endpoint, pricing_api=False
+            ),
+            provisioning=ProvisioningSettings(
+                registration_timeout=self.settings.registration_timeout,
+                leak_grace=self.settings.leak_grace,
+                leak_interval=self.settings.leak_interval,
+                resync=2.0,
+            ),
+            leader=LeaderSettings(
+                enabled=self.settings.leader_election,
+                namespace="default",
+                identity="launcher-0",
+                lease_duration=3.0,
+                renew_deadline=2.0,
+                retry_period=0.5,
+            ),
+        )
+
+    def extender_config(self, launcher_url: str) -> ExtenderConfig:
+        return ExtenderConfig(
+            server=ServerConfig(
+                host="127.0.0.1", port=self.extender_port, prefix=EXTENDER_PREFIX, shutdown_grace=2.0
+            ),
+            stream=StreamConfig(
+                url=launcher_url.replace("http", "ws", 1) + "/v1/demand", source="extender-0"
+            ),
+            prediction=PredictionConfig(enabled=True),
+            kubeconfig=str(self.cluster.kubeconfig_path),
+        )
+
+    async def start(self) -> None:
+        await self.cluster.start()
+        try:
+            self.api = await self.cluster.api_client()
+            clients = AWSClients(
+                AWSSettings(
+                    region=self.cluster.ec2.region,
+                    endpoint_url=self.cluster.ec2.endpoint,
+                    aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                    aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+                )
+            )
+            self.launcher = LauncherService(self.launcher_config(), self.api, clients)
+            launcher_url = await self.launcher.start()
+            self.extender = ExtenderService(self.extender_config(launcher_url), self.api)
+            await self.extender.start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        if self.extender is not None:
+            await self.extender.stop()
+            self.extender = None
+        if self.launcher is not None:
+            await self.launcher.stop()
+            self.launcher = None
+        if self.api is not None:
+            await self.api.close()
+            self.api = None
+        await self.cluster.stop()
+
+    async def __aenter__(self) -> JitnodeStack:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    # Helpers for the demo and tests -----------------------------------------------------------
+
+    async def apply_custom(self, plural: str, body: dict[str, Any]) -> None:
+        assert self.api is not None
+        await k8s.CustomObjectsApi(self.api).create_cluster_custom_object(
+            API_GROUP, API_VERSION, plural, body
+        )
+
+    async def apply_nodepool(self, body: dict[str, Any]) -> None:
+        await self.apply_custom(NODEPOOL_PLURAL, body)
+
+    async def apply_nodeclass(self, body: dict[str, Any]) -> None:
+        await self.apply_custom(NODECLASS_PLURAL, body)
