@@ -36,6 +36,8 @@ from launcher.aws.userdata import ClusterInfo
 from launcher.config import LauncherConfig
 from launcher.demand.book import DemandBook
 from launcher.demand.server import DemandServer
+from launcher.disruption.controller import DisruptionController
+from launcher.disruption.replacement import ClaimReplacer
 from launcher.kube import NodeClaimWriter, NodeWriter
 from launcher.leader import LeaderElector
 from launcher.lifecycle.collector import LeakCollector
@@ -146,6 +148,16 @@ class LauncherService:
                 coalesce_max=config.provisioning.coalesce_max,
                 replan_interval=config.provisioning.replan_interval,
             ),
+        )
+        self.disruption = DisruptionController(
+            state=self.state,
+            api=api,
+            claims=NodeClaimWriter(api),
+            nodes=NodeWriter(api),
+            events=self.events,
+            catalogue=self.catalogue.get,
+            pending=self.book.current,
+            replacer=ClaimReplacer(NodeClaimWriter(api), on_created=self.claims.enqueue),
         )
         self.collector = LeakCollector(
             state=self.state,
@@ -259,6 +271,7 @@ class LauncherService:
                 ("claims", self.claims.run),
                 ("provisioner", self.provisioner.run),
                 ("collector", self.collector.run),
+                ("disruption", self.disruption.run),
             ]
             tasks = [asyncio.create_task(fn(), name=name) for name, fn in work]
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
@@ -270,6 +283,7 @@ class LauncherService:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await self.disruption.stop()  # its drains run as tasks of their own
             await self.catalogue_source.stop()
             with contextlib.suppress(Exception):
                 await self._set_leader_label(False)

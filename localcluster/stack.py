@@ -83,6 +83,7 @@ class JitnodeStack:
     def __init__(self, settings: StackSettings = StackSettings(), *, ec2: MotoEC2 | None = None) -> None:
         self.settings = settings
         self.extender_port = free_port()
+        self.launcher_port = free_port()  # fixed, so a restarted launcher keeps the stream URL
         self.cluster = LocalCluster(
             cluster=settings.cluster,
             kubelet_config=settings.kubelet,
@@ -104,7 +105,7 @@ class JitnodeStack:
                 certificate_authority="bG9jYWxjbHVzdGVyLWNh",  # base64 "localcluster-ca"
                 kubeconfig=str(self.cluster.kubeconfig_path),
             ),
-            server=ServerSettings(host="127.0.0.1", port=0, shutdown_grace=2.0),
+            server=ServerSettings(host="127.0.0.1", port=self.launcher_port, shutdown_grace=2.0),
             # moto has no Pricing API: use the bundled price table straight away.
             aws=AWSConfig(
                 region=self.cluster.ec2.region, endpoint_url=self.cluster.ec2.endpoint, pricing_api=False
@@ -141,29 +142,37 @@ class JitnodeStack:
         await self.cluster.start()
         try:
             self.api = await self.cluster.api_client()
-            clients = AWSClients(
-                AWSSettings(
-                    region=self.cluster.ec2.region,
-                    endpoint_url=self.cluster.ec2.endpoint,
-                    aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                    aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-                )
-            )
-            self.launcher = LauncherService(self.launcher_config(), self.api, clients)
-            launcher_url = await self.launcher.start()
+            launcher_url = await self.start_launcher()
             self.extender = ExtenderService(self.extender_config(launcher_url), self.api)
             await self.extender.start()
         except BaseException:
             await self.stop()
             raise
 
+    async def start_launcher(self) -> str:
+        """Start a launcher (a fresh process's worth of state); returns its URL."""
+        assert self.api is not None
+        clients = AWSClients(
+            AWSSettings(
+                region=self.cluster.ec2.region,
+                endpoint_url=self.cluster.ec2.endpoint,
+                aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            )
+        )
+        self.launcher = LauncherService(self.launcher_config(), self.api, clients)
+        return await self.launcher.start()
+
+    async def stop_launcher(self) -> None:
+        if self.launcher is not None:
+            await self.launcher.stop()
+            self.launcher = None
+
     async def stop(self) -> None:
         if self.extender is not None:
             await self.extender.stop()
             self.extender = None
-        if self.launcher is not None:
-            await self.launcher.stop()
-            self.launcher = None
+        await self.stop_launcher()
         if self.api is not None:
             await self.api.close()
             self.api = None

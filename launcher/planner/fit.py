@@ -30,22 +30,31 @@ class Candidate:
     room: Resources  # allocatable minus the pool's daemonset overhead
 
 
-def cheapest_offering_price(
+def prices_by_capacity_type(
     instance_type: InstanceType, reqs: Requirements, is_unavailable: IsUnavailable
-) -> float | None:
-    best: float | None = None
+) -> dict[str, float]:
+    """The cheapest allowed, available offering of ``instance_type`` per capacity type."""
+    out: dict[str, float] = {}
     for offering in instance_type.offerings:
-        if not offering.available:
-            continue
-        if is_unavailable(instance_type.name, offering.zone, offering.capacity_type):
+        if not offering.available or is_unavailable(
+            instance_type.name, offering.zone, offering.capacity_type
+        ):
             continue
         if not reqs.allows(labels.ZONE, offering.zone) or not reqs.allows(
             labels.CAPACITY_TYPE, offering.capacity_type
         ):
             continue
-        if best is None or offering.price < best:
-            best = offering.price
-    return best
+        known = out.get(offering.capacity_type)
+        if known is None or offering.price < known:
+            out[offering.capacity_type] = offering.price
+    return out
+
+
+def cheapest_offering_price(
+    instance_type: InstanceType, reqs: Requirements, is_unavailable: IsUnavailable
+) -> float | None:
+    prices = prices_by_capacity_type(instance_type, reqs, is_unavailable)
+    return min(prices.values()) if prices else None
 
 
 def candidates(

@@ -6,11 +6,13 @@ Variables, per NodePool ``p`` and instance type ``t``: ``x[p,t] >= 0`` nodes bou
     minimise   sum price[p,t] * x[p,t]
     subject to sum_t w[s,t] = n[s]                                  for every shape s
                sum_s req[s,r] * w[s,t] <= room[p,t,r] * x[p,t]      for every p, t, resource r
+               w[s,t] <= k[s,t] * x[p,t]     (k: how many whole pods of s one node of t holds)
                w[s,t] = 0 where shape s does not fit type t or its requirements exclude t
 
 Why it is a valid bound: any real plan puts each pod on one node of its pool; summing each
 node's capacity constraint over the nodes of the same pool and type gives the second row, and
-counting pods gives the first, so every real plan is a feasible point of the LP. ``price[p,t]``
+counting pods gives the first; a node never holds more than k[s,t] pods of one shape, which
+gives the third. So every real plan is a feasible point of the LP. ``price[p,t]``
 is the cheapest offering of ``t`` that ANY shape of the pool allows, which is never more than
 what a real node pays, so the LP optimum is at most the cost of every real plan. Pods of
 different groups of the same pool may share nodes here, so the bound holds even where the
@@ -80,6 +82,15 @@ class LPType:
     room: Vector
 
 
+def _pods_per_node(requests: Vector, room: Vector) -> int:
+    """Whole pods of ``requests`` one node of ``room`` holds (a cut: pods are not divisible)."""
+    limit = 1 << 30
+    for request, capacity in zip(requests, room, strict=True):
+        if request > 0:
+            limit = min(limit, capacity // request)
+    return limit
+
+
 def _undominated(types: Sequence[LPType], suits: dict[str, frozenset[int]]) -> list[LPType]:
     kept: list[LPType] = []
     ordered = sorted(types, key=lambda t: (t.price, tuple(-r for r in t.room), t.name))
@@ -123,21 +134,36 @@ def lower_bound(shapes: Sequence[LPShape], types: Sequence[LPType]) -> float:
             for _ in range(resources):
                 row_lower.append(-highspy.kHighsInf)
                 row_upper.append(0.0)
-            # x[p,t]: -room on each capacity row.
+            # One row per shape: a node holds at most k[s,t] whole pods of shape s.
+            suited = sorted(suits[lp_type.name])
+            slot_row = {i: len(row_lower) + n for n, i in enumerate(suited)}
+            per_node = {i: _pods_per_node(shapes[i].requests, lp_type.room) for i in suited}
+            for _ in suited:
+                row_lower.append(-highspy.kHighsInf)
+                row_upper.append(0.0)
+            # Each capacity row is divided by the type's room so coefficients are near 1: raw
+            # bytes (1e10) beside millicores (1e3) make the solver numerically unreliable.
+            # x[p,t]: -1 on each capacity row.
             columns_cost.append(lp_type.price)
             for r, room in enumerate(lp_type.room):
-                indices.append(capacity_row + r)
-                values.append(-float(room))
+                if room > 0:
+                    indices.append(capacity_row + r)
+                    values.append(-1.0)
+            for i in suited:
+                indices.append(slot_row[i])
+                values.append(-float(per_node[i]))
             starts.append(len(indices))
-            # w[s,t]: 1 on the shape's row, its requests on the capacity rows.
-            for i in sorted(suits[lp_type.name]):
+            # w[s,t]: 1 on the shape's row, its share of the room on the capacity rows.
+            for i in suited:
                 columns_cost.append(0.0)
                 indices.append(shape_rows[i])
                 values.append(1.0)
-                for r, request in enumerate(shapes[i].requests):
-                    if request:
+                indices.append(slot_row[i])
+                values.append(1.0)
+                for r, (request, room) in enumerate(zip(shapes[i].requests, lp_type.room, strict=True)):
+                    if request and room > 0:
                         indices.append(capacity_row + r)
-                        values.append(float(request))
+                        values.append(request / room)
                 starts.append(len(indices))
     if len(columns_cost) == 0:
         return 0.0

@@ -18,6 +18,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from launcher.planner.fit import Candidate
 
 Vector = tuple[int, ...]
@@ -112,11 +114,14 @@ def first_fit_decreasing(shapes: Sequence[Shape], capacity: Vector) -> list[Bin]
 def _shrink(
     bins: Sequence[Bin], candidates: Sequence[Candidate], keys: Sequence[str]
 ) -> list[PackedBin] | None:
-    rooms = [vector(c, keys) for c in candidates]
+    rooms = np.array([vector(c, keys) for c in candidates], dtype=np.int64).reshape(
+        len(candidates), len(keys)
+    )
     packed: list[PackedBin] = []
     for b in bins:
         used = tuple(b.used)
-        fitting = tuple(c for c, room in zip(candidates, rooms, strict=True) if fits(used, room))
+        mask = np.all(rooms >= np.array(used, dtype=np.int64), axis=1)
+        fitting = tuple(candidates[int(i)] for i in np.flatnonzero(mask))
         if not fitting:
             return None
         packed.append(PackedBin(dict(b.contents), b.multiplicity, used, fitting))

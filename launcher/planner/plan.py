@@ -19,9 +19,17 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import islice
 
 from launcher.model import InstanceType
-from launcher.planner.fit import Candidate, IsUnavailable, PoolChoice, candidates, choose_pool
+from launcher.planner.fit import (
+    Candidate,
+    IsUnavailable,
+    PoolChoice,
+    candidates,
+    choose_pool,
+    prices_by_capacity_type,
+)
 from launcher.planner.inputs import InFlightClaim, NodeRoom, Plan, PlannedClaim, PoolView
 from launcher.planner.lowerbound import LPShape, LPType, lower_bound
 from launcher.planner.packing import PackedBin, Shape, pack, vector
@@ -134,14 +142,17 @@ def plan(
         group_candidates = planner.candidates(view, reqs)
         shape_requests = list(by_shape)
         shapes = [Shape(i, vector(r, keys), len(by_shape[r])) for i, r in enumerate(shape_requests)]
-        for shape, requests in zip(shapes, shape_requests, strict=True):
-            allowed = frozenset(c.type.name for c in group_candidates if requests.fits_in(c.room))
-            lp_shapes.append(LPShape(pool_name, shape.requests, shape.count, allowed))
+        # LP node classes are (type, capacity type): a node is either spot or on-demand, so
+        # pods that allow only on-demand must not borrow spot prices in the bound.
+        by_capacity_type: dict[str, dict[str, float]] = {}
         for c in group_candidates:
-            key = (pool_name, c.type.name)
-            if key not in lp_prices or c.price < lp_prices[key][0]:
-                lp_prices[key] = (c.price, vector(c, keys))
+            by_capacity_type[c.type.name] = prices_by_capacity_type(c.type, reqs, planner.is_unavailable)
+            for capacity_type, price in by_capacity_type[c.type.name].items():
+                key = (pool_name, f"{c.type.name}|{capacity_type}")
+                if key not in lp_prices or price < lp_prices[key][0]:
+                    lp_prices[key] = (price, vector(c, keys))
         queues = {i: list(by_shape[r]) for i, r in enumerate(shape_requests)}
+        planned_count = dict.fromkeys(queues, 0)
         for packed in pack(shapes, group_candidates, keys):
             for _ in range(packed.multiplicity):
                 pods = [uid for i, n in sorted(packed.contents.items()) for uid in _take(queues[i], n)]
@@ -150,6 +161,18 @@ def plan(
                     unschedulable.update(dict.fromkeys(pods, made))
                 else:
                     claims.append(made)
+                    for i, n in packed.contents.items():
+                        planned_count[i] += n
+        # The bound covers the pods the plan buys for (not those its pool's limits turned away).
+        for shape, requests in zip(shapes, shape_requests, strict=True):
+            if planned_count[shape.index]:
+                allowed = frozenset(
+                    f"{c.type.name}|{capacity_type}"
+                    for c in group_candidates
+                    if requests.fits_in(c.room)
+                    for capacity_type in by_capacity_type[c.type.name]
+                )
+                lp_shapes.append(LPShape(pool_name, shape.requests, planned_count[shape.index], allowed))
     bound = lower_bound(
         lp_shapes, [LPType(pool, name, price, room) for (pool, name), (price, room) in lp_prices.items()]
     )
@@ -202,12 +225,17 @@ def _make_claim(
     usage: dict[str, Resources],
     max_types: int,
 ) -> PlannedClaim | str:
-    fitting = [c for c in packed.fitting if _within_limits(view, usage[view.name], c.type.capacity)]
-    if not fitting:
-        exceeded = sorted(view.pool.limits)
-        return f"nodepool {view.name} limits ({', '.join(exceeded)}) would be exceeded"
-    chosen = fitting[:max_types]
-    usage[view.name] = usage[view.name] + _largest(c.type.capacity for c in chosen)
+    if view.pool.limits:
+        current = usage[view.name]
+        chosen = list(
+            islice((c for c in packed.fitting if _within_limits(view, current, c.type.capacity)), max_types)
+        )
+        if not chosen:
+            exceeded = sorted(view.pool.limits)
+            return f"nodepool {view.name} limits ({', '.join(exceeded)}) would be exceeded"
+        usage[view.name] = current + _largest(c.type.capacity for c in chosen)
+    else:
+        chosen = list(packed.fitting[:max_types])
     requests = total([shape_requests[i] * n for i, n in packed.contents.items()]) + view.overhead
     return PlannedClaim(
         nodepool=view.name,

@@ -36,7 +36,9 @@ def pool(
     disruption: dict[str, Any] = {"consolidationPolicy": policy, "consolidateAfter": after}
     if budgets is not None:
         disruption["budgets"] = budgets
-    spec: dict[str, Any] = {"nodeClassRef": {"group": "jitnode.io", "kind": "EC2NodeClass", "name": "default"}}
+    spec: dict[str, Any] = {
+        "nodeClassRef": {"group": "jitnode.io", "kind": "EC2NodeClass", "name": "default"}
+    }
     if taints:
         spec["taints"] = taints
     parsed = NodePool.from_api(
@@ -60,10 +62,14 @@ def itype(name: str, cpu: int, mem_gib: int, price: float) -> InstanceType:
     )
 
 
-TYPES = {t.name: t for t in (itype("small", 2, 4, 0.1), itype("big", 8, 32, 0.4), itype("huge", 32, 128, 1.6))}
+TYPES = {
+    t.name: t for t in (itype("small", 2, 4, 0.1), itype("big", 8, 32, 0.4), itype("huge", 32, 128, 1.6))
+}
 
 
-def demand(uid: str, cpu_m: int = 500, *, selector: dict[str, str] | None = None, tolerate: str = "") -> PodDemand:
+def demand(
+    uid: str, cpu_m: int = 500, *, selector: dict[str, str] | None = None, tolerate: str = ""
+) -> PodDemand:
     return PodDemand(
         uid=uid,
         namespace="default",
@@ -93,7 +99,11 @@ def node(
         used = used + p.demand.requests
     base = NodeInfo(
         name=name,
-        labels={labels.NODEPOOL: pool_name or "", labels.INSTANCE_TYPE: itype_name, labels.ZONE: "us-east-1a"},
+        labels={
+            labels.NODEPOOL: pool_name or "",
+            labels.INSTANCE_TYPE: itype_name,
+            labels.ZONE: "us-east-1a",
+        },
         taints=(),
         allocatable=Resources(cpu=cpu * 1000, memory=32 * GIB, pods=110),
         used=used,
@@ -221,7 +231,8 @@ def test_expired_node_whose_pods_do_not_fit_gets_replacement_first() -> None:
     old = node("old", pod("p1", 3000), pod("p2", 3000), expire_after=timedelta(minutes=30))
     full = node("full", pod("q1", 7500))
     actions = decide(snap(old, full, pools=[pool(policy="WhenEmpty")])).actions
-    assert len(actions) == 1 and actions[0].reason == EXPIRED
+    assert len(actions) == 1
+    assert actions[0].reason == EXPIRED
     (replacement,) = actions[0].replacements
     assert sorted(replacement.pods) == ["p1", "p2"]
     assert replacement.instance_types[0] == "big"  # 6 cpu needs the 8-cpu type
@@ -296,7 +307,9 @@ def test_pending_pods_take_room_before_moved_pods() -> None:
     # The pending pod fits nowhere, so a's 4 cpu cannot go to b's 1 free cpu anyway.
     assert [x.node for x in decide(snap(a, b, pending=[pending_pod])).actions if not x.replacements] == []
     c = node("c", pod("r1", 500), cpu=8)  # 7.5 free
-    big_pending = demand("pending", 7000, selector={labels.NODEPOOL: "default", "kubernetes.io/hostname": "c"})
+    big_pending = demand(
+        "pending", 7000, selector={labels.NODEPOOL: "default", "kubernetes.io/hostname": "c"}
+    )
     decisions = decide(snap(a, c, pending=[big_pending]))
     assert "a" not in {x.node for x in decisions.actions if not x.replacements}
 
@@ -332,7 +345,9 @@ def test_when_empty_pool_is_not_consolidated() -> None:
 
 def test_underutilized_budget_zero_blocks_consolidation_only() -> None:
     budgets = [{"nodes": "0", "reasons": ["Underutilized"]}]
-    decisions = decide(snap(node("a", pod("p1")), node("b", pod("q1")), node("e"), pools=[pool(budgets=budgets)]))
+    decisions = decide(
+        snap(node("a", pod("p1")), node("b", pod("q1")), node("e"), pools=[pool(budgets=budgets)])
+    )
     assert {x.node: x.reason for x in decisions.actions} == {"e": EMPTY}
 
 

@@ -1,0 +1,145 @@
+"""Launch faults on the full local stack: a crash mid-launch, insufficient capacity.
+
+Faults are injected where the issue allows: moto's own CreateFleet handler (its backend runs
+in this process) and the launcher process being stopped at the worst moment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from kubernetes_asyncio import client
+from moto.core.responses import ActionResult
+from moto.ec2.responses.fleets import Fleets
+
+from launcher.lifecycle.controller import ClaimController
+from launcher.model import Instance
+from localcluster.ec2 import MotoEC2
+from localcluster.stack import JitnodeStack, StackSettings
+from shared import labels
+from shared.api.nodeclaim import NodeClaim
+from tests.e2e.test_provisioning import inflate, seed_nodeclass, seed_nodepool
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+async def stack(moto_server: MotoEC2) -> AsyncIterator[JitnodeStack]:
+    async with JitnodeStack(StackSettings(), ec2=moto_server) as running:
+        network = running.cluster.network
+        await running.apply_nodeclass(seed_nodeclass(network.cluster, network.node_role))
+        await running.apply_nodepool(seed_nodepool())
+        yield running
+
+
+async def _claims(stack: JitnodeStack) -> list[dict[str, Any]]:
+    assert stack.api is not None
+    return (
+        await client.CustomObjectsApi(stack.api).list_cluster_custom_object("jitnode.io", "v1", "nodeclaims")
+    )["items"]
+
+
+async def _our_instances(stack: JitnodeStack) -> list[dict[str, Any]]:
+    instances = await asyncio.to_thread(stack.cluster.ec2.instances)
+    return [
+        i
+        for i in instances
+        if i["State"]["Name"] != "terminated"
+        and {t["Key"]: t["Value"] for t in i.get("Tags", [])}.get(labels.TAG_CLUSTER)
+        == stack.settings.cluster
+    ]
+
+
+async def _all_running(stack: JitnodeStack, replicas: int) -> bool:
+    assert stack.api is not None
+    pods = (
+        await client.CoreV1Api(stack.api).list_namespaced_pod("default", label_selector="app=inflate")
+    ).items
+    return len(pods) == replicas and all(p.status.phase == "Running" for p in pods)
+
+
+async def test_a_launcher_killed_after_create_fleet_neither_launches_twice_nor_leaks(
+    stack: JitnodeStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert stack.api is not None
+    fleet_returned = asyncio.Event()
+
+    async def die_before_recording(self: ClaimController, claim: NodeClaim, instance: Instance) -> None:
+        fleet_returned.set()
+        await asyncio.Event().wait()  # the process "dies" here: nothing is recorded
+
+    monkeypatch.setattr(ClaimController, "_record_launch", die_before_recording)
+    await client.AppsV1Api(stack.api).create_namespaced_deployment("default", inflate(3))
+    await asyncio.wait_for(fleet_returned.wait(), timeout=60)
+    await asyncio.sleep(0.5)  # let any other launch of this plan reach CreateFleet too
+    await stack.stop_launcher()
+    monkeypatch.undo()
+
+    before = await _our_instances(stack)
+    assert before, "CreateFleet should have launched before the crash"
+    assert all(not c.get("status", {}).get("instanceID") for c in await _claims(stack))
+
+    await stack.start_launcher()
+    await stack.cluster.wait_for(lambda: _all_running(stack, 3), timeout=60)
+
+    async def adopted() -> bool:
+        claims = await _claims(stack)
+        return bool(claims) and all(c.get("status", {}).get("instanceID") for c in claims)
+
+    await stack.cluster.wait_for(adopted, timeout=60)
+    claims = await _claims(stack)
+    after = await _our_instances(stack)
+    assert sorted(i["InstanceId"] for i in after) == sorted(
+        i["InstanceId"] for i in before
+    )  # none launched twice
+    recorded = sorted(c["status"]["instanceID"] for c in claims)
+    assert recorded == sorted(i["InstanceId"] for i in after)  # every instance belongs to a claim: no leak
+
+
+async def test_insufficient_capacity_marks_offerings_and_falls_back(
+    stack: JitnodeStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert stack.api is not None
+    original = Fleets.create_fleet
+    refused: list[str] = []
+    override_type = re.compile(r"LaunchTemplateConfigs\.1\.Overrides\.(\d+)\.InstanceType")
+
+    def create_fleet(self: Fleets) -> ActionResult:
+        types = sorted(
+            (
+                (int(m.group(1)), v[0])
+                for k, v in self.querystring.items()
+                if (m := override_type.fullmatch(k))
+            ),
+        )
+        if types and types[0][1].startswith("a1."):
+            refused.append(types[0][1])
+            errors = [
+                {
+                    "LaunchTemplateAndOverrides": {
+                        "Overrides": {"InstanceType": name, "AvailabilityZone": zone}
+                    },
+                    "Lifecycle": "on-demand",
+                    "ErrorCode": "InsufficientInstanceCapacity",
+                    "ErrorMessage": f"We currently do not have sufficient {name} capacity.",
+                }
+                for name in {t for _, t in types if t.startswith("a1.")}
+                for zone in ("us-east-1a", "us-east-1b", "us-east-1c")
+            ]
+            return ActionResult({"FleetId": "fleet-0", "Errors": errors, "Instances": []})
+        return original(self)
+
+    monkeypatch.setattr(Fleets, "create_fleet", create_fleet)
+    await client.AppsV1Api(stack.api).create_namespaced_deployment("default", inflate(3))
+    await stack.cluster.wait_for(lambda: _all_running(stack, 3), timeout=60)
+
+    assert refused, "the cheapest offerings (a1) should have been tried first"
+    nodes = (await client.CoreV1Api(stack.api).list_node()).items
+    assert nodes
+    assert all(not n.metadata.labels[labels.INSTANCE_TYPE].startswith("a1.") for n in nodes)
+    assert stack.launcher is not None
+    assert stack.launcher.unavailable.is_unavailable(refused[0], "us-east-1a", "on-demand")
