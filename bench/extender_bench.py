@@ -1,15 +1,26 @@
 """Extender benchmark: request-path latency and throughput, and pod-Unschedulable-to-demand latency.
 
 Processes (loopback only): the local API server (``localcluster``) filled with N nodes and N bound
-pods; the extender (``python -m extender``) pinned to CPU 0 when the machine allows; load
-generators on the other CPUs sending filter+prioritize pairs with bodies shaped like the captured
-kube-scheduler requests (the pod of ``v1.28-filter-nodecache-request.json``; as many candidate
-nodes as kube-scheduler's adaptive ``percentageOfNodesToScore`` sends, at least 100); and this
-process, which hosts the launcher's ``DemandServer`` and measures how long a pod that turns
-Unschedulable in the API takes to arrive there as demand.
+pods; the extender (``python -m extender``, as deployed) pinned to CPU 0 with
+``os.sched_setaffinity``; one load-generator process pinned to the other CPUs, sending
+filter+prioritize pairs with bodies shaped like the captured kube-scheduler requests (the pod of
+``v1.28-filter-nodecache-request.json``; as many candidate nodes as kube-scheduler's adaptive
+``percentageOfNodesToScore`` samples: 500 at 5,000 nodes); and this process, which hosts the
+launcher's ``DemandServer`` and measures how long a pod that turns Unschedulable in the API takes
+to arrive there as demand.
 
-Targets (issue 4): p99 < 2 ms and >= 3,000 req/s at 5,000 nodes with nodeCacheCapable; demand
-p99 < 50 ms. Prints one line per configuration. Bounded: the whole run takes about two minutes.
+Each load mode runs ``--runs`` times (interleaved, after a warm-up) and the median of each figure
+is reported; latency is measured client-side, from writing a request to reading its whole answer:
+
+* ``serial x1``: one connection, one call at a time: what kube-scheduler sees (it calls the
+  extender from its single scheduling loop), and the fastest it could go.
+* ``rate R xC``: open loop, calls started on a fixed schedule at R per second over C connections,
+  whatever the answers do: the latency at the target load (a closed loop would slow down with
+  the server and hide queueing).
+* ``saturate xC``: C connections back to back: the most the one extender core serves.
+
+Targets (issue 4): p99 < 2 ms at >= 3,000 req/s at 5,000 nodes with nodeCacheCapable; demand
+p99 < 50 ms. Bounded: the whole run takes under three minutes.
 """
 
 from __future__ import annotations
@@ -21,11 +32,13 @@ import multiprocessing as mp
 import os
 import random
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -196,44 +209,73 @@ def build_requests(port: int, names: list[str], node_cache: bool, count: int) ->
     return out
 
 
-async def drive(
-    port: int, requests: list[bytes], connections: int, warmup: float, duration: float
-) -> list[float]:
+@dataclass(frozen=True)
+class Mode:
+    """One way of loading the extender (see the module doc)."""
+
+    name: str
+    connections: int
+    rate: float = 0.0  # calls per second, open loop; 0: closed loop
+
+    @property
+    def label(self) -> str:
+        if self.rate:
+            return f"rate {self.rate:.0f} x{self.connections}"
+        return f"{self.name} x{self.connections}"
+
+
+async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> None:
+    """Send one pre-built HTTP/1.1 request and read its whole answer (keep-alive)."""
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 200"):
+        raise RuntimeError(head.decode(errors="replace"))
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+    await reader.readexactly(length)
+
+
+async def drive(port: int, requests: list[bytes], mode: Mode, warmup: float, duration: float) -> list[float]:
+    """Latencies (seconds) of the calls started after ``warmup`` and before ``warmup + duration``.
+
+    Closed loop: each connection sends its next call when the previous answer is in. Open loop:
+    call ``i`` is due at ``start + i / rate`` and goes out on connection ``i % connections`` as
+    soon as both it is due and that connection is free.
+    """
     latencies: list[float] = []
-    start = time.perf_counter()
+    start = time.perf_counter() + 0.05
     measure_from = start + warmup
     stop_at = measure_from + duration
+    interval = 1.0 / mode.rate if mode.rate else 0.0
 
-    async def connection(offset: int) -> None:
+    async def connection(index: int) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        i = offset
+        call = index if interval else index * 7
         while True:
-            request = requests[i % len(requests)]
-            i += 1
+            if interval:
+                due = start + call * interval
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
             sent = time.perf_counter()
             if sent >= stop_at:
                 break
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
-            if not head.startswith(b"HTTP/1.1 200"):
-                raise RuntimeError(head.decode(errors="replace"))
-            await reader.readexactly(length)
+            await exchange(reader, writer, requests[call % len(requests)])
             if sent >= measure_from:
                 latencies.append(time.perf_counter() - sent)
+            call += mode.connections if interval else 1
         writer.close()
 
-    await asyncio.gather(*(connection(c * 7) for c in range(connections)))
+    await asyncio.gather(*(connection(c) for c in range(mode.connections)))
     return latencies
 
 
-def loadgen_main(args: tuple[int, list[bytes], int, float, float], out: Any) -> None:
+def loadgen_main(args: tuple[int, list[bytes], Mode, float, float], out: Any) -> None:
     pin(other_cpus())
-    port, requests, connections, warmup, duration = args
-    out.put(asyncio.run(drive(port, requests, connections, warmup, duration)))
+    port, requests, mode, warmup, duration = args
+    out.put(asyncio.run(drive(port, requests, mode, warmup, duration)))
 
 
 # Extender process ---------------------------------------------------------------------------
@@ -269,9 +311,12 @@ def start_extender(api_url: str, port: int, stream_url: str, workdir: Path) -> s
         "--log-level",
         "warning",
     ]
-    if os.path.exists("/usr/bin/taskset") and EXTENDER_CPU in os.sched_getaffinity(0):
-        command = ["taskset", "-c", str(EXTENDER_CPU), *command]
-    return subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.DEVNULL)
+    process = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.DEVNULL)
+    # Pinned before it has started any thread: threads it starts later inherit the mask.
+    with contextlib.suppress(AttributeError, OSError):
+        if EXTENDER_CPU in os.sched_getaffinity(0):
+            os.sched_setaffinity(process.pid, {EXTENDER_CPU})
+    return process
 
 
 async def wait_ready(port: int, within: float = 60.0) -> None:
@@ -286,21 +331,47 @@ async def wait_ready(port: int, within: float = 60.0) -> None:
     raise TimeoutError("extender not ready")
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
+def percentile(ordered: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def report(label: str, latencies: list[float], duration: float) -> None:
-    if not latencies:
-        print(f"{label}: no samples", flush=True)
-        return
-    ms = [x * 1000 for x in latencies]
-    print(
-        f"{label}: {len(ms) / duration:8.0f} req/s  p50 {percentile(ms, 0.5):6.3f} ms  "
-        f"p99 {percentile(ms, 0.99):6.3f} ms  p999 {percentile(ms, 0.999):6.3f} ms  (n={len(ms)})",
-        flush=True,
-    )
+@dataclass(frozen=True)
+class Figures:
+    rate: float  # answered calls per second
+    p50: float  # milliseconds
+    p99: float
+    p999: float
+    samples: int
+
+    @classmethod
+    def of(cls, latencies: list[float], duration: float) -> Figures:
+        ms = sorted(x * 1000 for x in latencies) or [float("nan")]
+        return cls(
+            len(latencies) / duration,
+            percentile(ms, 0.5),
+            percentile(ms, 0.99),
+            percentile(ms, 0.999),
+            len(latencies),
+        )
+
+    @classmethod
+    def median(cls, runs: Sequence[Figures]) -> Figures:
+        def mid(values: Sequence[float]) -> float:
+            return statistics.median(values)
+
+        return cls(
+            mid([r.rate for r in runs]),
+            mid([r.p50 for r in runs]),
+            mid([r.p99 for r in runs]),
+            mid([r.p999 for r in runs]),
+            int(mid([r.samples for r in runs])),
+        )
+
+    def line(self) -> str:
+        return (
+            f"{self.rate:7.0f} req/s  p50 {self.p50:6.3f} ms  p99 {self.p99:6.3f} ms  "
+            f"p999 {self.p999:6.3f} ms  (n={self.samples})"
+        )
 
 
 # Unschedulable -> demand --------------------------------------------------------------------
@@ -377,32 +448,42 @@ async def launcher_side() -> tuple[DemandBook, web.AppRunner, int]:
     return book, runner, runner.addresses[0][1]
 
 
-def run_load(
-    port: int, requests: list[bytes], generators: int, connections: int, duration: float
-) -> list[float]:
+def run_load(port: int, requests: list[bytes], mode: Mode, warmup: float, duration: float) -> Figures:
+    """One measurement: a fresh load-generator process on the other CPUs."""
     ctx = mp.get_context("fork")
     out = ctx.Queue()
-    share = max(1, len(requests) // generators // 2 * 2)
-    procs = [
-        ctx.Process(
-            target=loadgen_main,
-            args=((port, requests[g * share : (g + 1) * share] or requests, connections, 1.0, duration), out),
-        )
-        for g in range(generators)
-    ]
-    for p in procs:
-        p.start()
-    latencies: list[float] = []
-    for _ in procs:
-        latencies.extend(out.get(timeout=duration + 60))
-    for p in procs:
-        p.join(10)
-    return latencies
+    process = ctx.Process(target=loadgen_main, args=((port, requests, mode, warmup, duration), out))
+    process.start()
+    try:
+        latencies: list[float] = out.get(timeout=warmup + duration + 60)
+    finally:
+        process.join(10)
+    return Figures.of(latencies, duration)
 
 
-async def bench_size(
-    nodes: int, duration: float, generators: int, connections: int, demand_pods: int
-) -> None:
+def measure(
+    label: str,
+    port: int,
+    requests: list[bytes],
+    modes: Sequence[Mode],
+    runs: int,
+    warmup: float,
+    duration: float,
+) -> dict[str, Figures]:
+    """Every mode ``runs`` times, interleaved (so drift hits all alike); prints each run and the median."""
+    results: dict[str, list[Figures]] = {mode.label: [] for mode in modes}
+    for run in range(runs):
+        for mode in modes:
+            figures = run_load(port, requests, mode, warmup, duration)
+            results[mode.label].append(figures)
+            print(f"   run {run + 1} {label} {mode.label:15s} {figures.line()}", flush=True)
+    medians = {name: Figures.median(found) for name, found in results.items()}
+    for name, figures in medians.items():
+        print(f"{label} {name:15s} median of {runs}: {figures.line()}", flush=True)
+    return medians
+
+
+async def bench_size(nodes: int, args: argparse.Namespace) -> None:
     ctx = mp.get_context("fork")
     url_queue = ctx.Queue()
     stop_event = ctx.Event()
@@ -423,22 +504,32 @@ async def bench_size(
             extender = start_extender(api_url, port, f"ws://127.0.0.1:{stream_port}/v1/demand", Path(tmp))
             await wait_ready(port)
             for node_cache in (True, False):
-                count = 64 if node_cache else 8
-                requests = await asyncio.to_thread(build_requests, port, names, node_cache, count)
-                label = f"N={nodes:5d} nodeCacheCapable={str(node_cache).lower():5s}"
-                label += f" ({sample_size(nodes)} candidates)"
-                # kube-scheduler calls extenders from one scheduling cycle at a time: one
-                # connection gives the latency it sees; several give the service's capacity.
-                runs = [("serial", 1)] + ([("parallel", connections)] if node_cache else [])
-                for mode, conns in runs:
-                    latencies = await asyncio.to_thread(run_load, port, requests, generators, conns, duration)
-                    report(f"{label} {mode:8s} x{conns}", latencies, duration)
-            lat = await demand_latency(api_url, book, demand_pods)
-            ms = [x * 1000 for x in lat]
+                requests = await asyncio.to_thread(
+                    build_requests, port, names, node_cache, 64 if node_cache else 8
+                )
+                label = (
+                    f"N={nodes:5d} nodeCacheCapable={str(node_cache).lower():5s} ({sample_size(nodes)} names)"
+                )
+                if node_cache:
+                    modes = [
+                        Mode("serial", 1),
+                        Mode("rate", args.connections, rate=args.rate),
+                        Mode("saturate", args.connections),
+                    ]
+                    await asyncio.to_thread(
+                        measure, label, port, requests, modes, args.runs, args.warmup, args.duration
+                    )
+                else:  # not a target: one short serial run per repetition
+                    await asyncio.to_thread(
+                        measure, label, port, requests, [Mode("serial", 1)], args.runs, 0.5, args.duration / 2
+                    )
+            lat = await demand_latency(api_url, book, args.demand_pods)
+            ms = sorted(x * 1000 for x in lat)
             if ms:
                 print(
                     f"N={nodes:5d} unschedulable->demand: p50 {percentile(ms, 0.5):6.2f} ms  "
-                    f"p99 {percentile(ms, 0.99):6.2f} ms  max {max(ms):6.2f} ms  (n={len(ms)}/{demand_pods})",
+                    f"p99 {percentile(ms, 0.99):6.2f} ms  max {ms[-1]:6.2f} ms  "
+                    f"(n={len(ms)}/{args.demand_pods})",
                     flush=True,
                 )
     finally:
@@ -455,15 +546,28 @@ async def bench_size(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, nargs="*", default=[1000, 5000])
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds measured per configuration")
-    parser.add_argument("--generators", type=int, default=1, help="load-generator processes")
-    parser.add_argument("--connections", type=int, default=4, help="keep-alive connections per generator")
+    parser.add_argument(
+        "--runs", type=int, default=3, help="repetitions of every mode; the median is reported"
+    )
+    parser.add_argument("--warmup", type=float, default=0.5, help="seconds of load before measuring")
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds measured per run")
+    parser.add_argument("--rate", type=float, default=3000.0, help="calls per second in the open-loop mode")
+    parser.add_argument(
+        "--connections", type=int, default=8, help="connections in the open-loop and saturate modes"
+    )
     parser.add_argument("--demand-pods", type=int, default=200)
     args = parser.parse_args(argv)
     configure_logging("bench", level="warning")
-    print(f"cpus: {sorted(os.sched_getaffinity(0))}; extender pinned to cpu {EXTENDER_CPU}", flush=True)
+    pin(other_cpus())
+    print(
+        f"cpus: {sorted(os.sched_getaffinity(0) | {EXTENDER_CPU})}; extender pinned to cpu {EXTENDER_CPU}, "
+        f"load generator and API server on {sorted(other_cpus())}; python {sys.version.split()[0]}",
+        flush=True,
+    )
+    started = time.perf_counter()
     for n in args.nodes:
-        asyncio.run(bench_size(n, args.duration, args.generators, args.connections, args.demand_pods))
+        asyncio.run(bench_size(n, args))
+    print(f"total {time.perf_counter() - started:.0f}s", flush=True)
     return 0
 
 

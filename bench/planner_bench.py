@@ -35,11 +35,13 @@ SHAPES = [  # (cpu, memory): a typical mix of web, worker, JVM and batch pods
     ("4", "16Gi"),
     ("100m", "128Mi"),
 ]
+ZONES_AB = ["us-east-1a", "us-east-1b"]
+NODECLASS_REF = {"group": "jitnode.io", "kind": "EC2NodeClass", "name": "default"}
 ALTERNATIVES = [
     (Requirements(),),
     (Requirements.from_labels({labels.ARCH: "amd64"}),),
     (Requirements.from_labels({labels.ARCH: "arm64"}),),
-    (Requirements.from_api([{"key": labels.ZONE, "operator": "In", "values": ["us-east-1a", "us-east-1b"]}]),),
+    (Requirements.from_api([{"key": labels.ZONE, "operator": "In", "values": ZONES_AB}]),),
     (Requirements.from_api([{"key": labels.INSTANCE_CATEGORY, "operator": "In", "values": ["c", "m"]}]),),
     (Requirements.from_labels({labels.CAPACITY_TYPE: "on-demand"}),),
 ]
@@ -56,7 +58,7 @@ def pools() -> list[PoolView]:
                     "weight": weight,
                     "template": {
                         "spec": {
-                            "nodeClassRef": {"group": "jitnode.io", "kind": "EC2NodeClass", "name": "default"},
+                            "nodeClassRef": NODECLASS_REF,
                             "requirements": requirements,
                         }
                     },
@@ -98,6 +100,9 @@ def demand(count: int, rng: random.Random) -> dict[str, PodDemand]:
     return out
 
 
+WIDTHS = (7, 16, 7, 10, 13, 11)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -107,7 +112,8 @@ def main() -> None:
     catalogue = offline_catalogue()
     print(f"catalogue: {len(catalogue)} instance types (built in {time.perf_counter() - started:.2f} s)")
     views = pools()
-    print(f"{'pods':>7} {'plan s (median)':>16} {'claims':>7} {'cost $/h':>10} {'LP bound $/h':>13} {'cost/bound':>11}")
+    header = ("pods", "plan s (median)", "claims", "cost $/h", "LP bound $/h", "cost/bound")
+    print(" ".join(f"{h:>{w}}" for h, w in zip(header, WIDTHS, strict=True)))
     for size in (int(s) for s in args.sizes.split(",")):
         pods = demand(size, random.Random(size))
         times = []
@@ -118,11 +124,16 @@ def main() -> None:
             times.append(time.perf_counter() - t0)
         assert result is not None
         planned = sum(len(c.pods) for c in result.claims)
-        print(
-            f"{size:>7} {statistics.median(times):>16.3f} {len(result.claims):>7} {result.cost_per_hour:>10.3f} "
-            f"{result.lower_bound_per_hour:>13.3f} {result.gap:>11.4f}"
-            + (f"   ({size - planned} pods not planned)" if planned != size else "")
+        cells = (
+            f"{size}",
+            f"{statistics.median(times):.3f}",
+            f"{len(result.claims)}",
+            f"{result.cost_per_hour:.3f}",
+            f"{result.lower_bound_per_hour:.3f}",
+            f"{result.gap:.4f}",
         )
+        line = " ".join(f"{c:>{w}}" for c, w in zip(cells, WIDTHS, strict=True))
+        print(line + (f"   ({size - planned} pods not planned)" if planned != size else ""))
 
 
 if __name__ == "__main__":

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 
+from extender import runtime
 from extender.config import ENV_PREFIX, ExtenderConfig
 from extender.service import ExtenderService, kubernetes_client
 from shared.config import config_from_args
@@ -16,7 +16,7 @@ from shared.logs import configure_logging
 async def _main(config: ExtenderConfig) -> None:
     api_client = await kubernetes_client(config)
     async with api_client:
-        await ExtenderService(config, api_client).run_until_signal()
+        await ExtenderService(config, api_client, manage_heap=True).run_until_signal()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 2
     configure_logging("extender", level=config.log_level)
-    asyncio.run(_main(config))
+    runtime.tune_collector()
+    runtime.run(_main(config))
     return 0
 
 

@@ -19,6 +19,7 @@ from aiohttp import web
 from extender import decisions, protocol
 from extender.cache import ClusterCache, pod_uid
 from extender.metrics import ExtenderMetrics
+from extender.recent import RecentBodies
 from shared.errors import FieldError, ValidationError
 from shared.logs import get_logger
 from shared.pods import effective_requests
@@ -56,6 +57,9 @@ class ExtenderApp:
         self.clock = clock
         # (uid, resourceVersion) -> (cpu, memory): prioritize follows filter for the same pod.
         self._pod_requests: dict[tuple[str, str], tuple[int, int]] = {}
+        self._priorities = protocol.PriorityListEncoder()
+        # prioritize usually gets the very bytes filter got for the same pod: parse them once.
+        self._recent: RecentBodies[protocol.ExtenderArgs] = RecentBodies()
 
     def build(self) -> web.Application:
         # aiohttp refuses bigger bodies with 413 before we see them; we turn that into our 400.
@@ -99,14 +103,14 @@ class ExtenderApp:
             cpu, memory = self._requests_of(args.pod)
         except (FieldError, ValidationError, TypeError, ValueError, AttributeError) as exc:
             return self._bad_request("prioritize", f"Pod: {exc}", started)
-        outcome = "ok"
         try:
             scores = self.cache.table.scores(names, cpu, memory, self.clock(), self.expiry_window)
+            body = self._priorities.encode(names, scores)
         except Exception as exc:
-            outcome = "error"
             _log.exception("extender.prioritize_failed", error=repr(exc))
-            scores = [0] * len(names)
-        return self._answer("prioritize", outcome, protocol.priority_list(names, scores), started)
+            body = protocol.priority_list(names, [0] * len(names))
+            return self._answer("prioritize", "error", body, started)
+        return self._answer("prioritize", "ok", body, started)
 
     # Probes -------------------------------------------------------------------------------
 
@@ -129,10 +133,15 @@ class ExtenderApp:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return None, f"body: over the limit of {self.max_body_bytes} bytes"
+        args = self._recent.get(body)
+        if args is not None:
+            return args, ""
         try:
-            return protocol.parse_args(body, self.max_body_bytes), ""
+            args = protocol.parse_args(body, self.max_body_bytes)
         except protocol.ProtocolError as exc:
             return None, str(exc)
+        self._recent.put(body, args)
+        return args, ""
 
     def _requests_of(self, pod: Mapping[str, Any]) -> tuple[int, int]:
         meta = pod.get("metadata") or {}

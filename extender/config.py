@@ -54,4 +54,8 @@ class ExtenderConfig:
     kubeconfig: str = field(default="", metadata={"help": "kubeconfig path (default: in-cluster)"})
     expiry_window: Seconds = field(default=600.0, metadata={"help": "nodes expiring within this score 0"})
     watch_timeout: int = field(default=300, metadata={"help": "seconds per watch request"})
+    heap_freeze_interval: Seconds = field(
+        default=300.0,
+        metadata={"help": "re-freeze the cached heap out of GC reach this often (0: once, after sync)"},
+    )
     log_level: str = field(default="info", metadata={"help": "debug, info, warning, error"})

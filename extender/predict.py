@@ -35,7 +35,7 @@ from shared.taints import parse_taints, untolerated_taints
 _log = get_logger(__name__)
 # Labels unique to one node: a shape selecting on them is judged node by node, not per group.
 _PER_NODE_KEYS: Final = frozenset({labels.HOSTNAME, labels.NODECLAIM, NODE_NAME_FIELD})
-_NODES_PER_SLICE: Final = 512
+_NODES_PER_SLICE: Final = 128  # ~0.3 ms of counting between yields to the request path
 _MAX_SHAPES: Final = 4096
 _COALESCE: Final = 0.005
 

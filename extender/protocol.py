@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, Final
 
 import orjson
@@ -64,6 +65,15 @@ def _node_name(node: Mapping[str, Any]) -> str:
     return name if isinstance(name, str) else ""
 
 
+def _all_strings(values: list[Any]) -> bool:
+    """Whether every item is a str: ``str.join`` checks in C, faster than a type per item."""
+    try:
+        "".join(values)
+    except TypeError:
+        return False
+    return True
+
+
 def parse_args(body: bytes, max_bytes: int | None = None) -> ExtenderArgs:
     """Parse an ExtenderArgs body; raises :class:`ProtocolError` naming the problem."""
     if max_bytes is not None and len(body) > max_bytes:
@@ -81,7 +91,7 @@ def parse_args(body: bytes, max_bytes: int | None = None) -> ExtenderArgs:
     node_names = args.get("nodenames")
     nodes = args.get("nodes")
     if node_names is not None:
-        if not isinstance(node_names, list) or not set(map(type, node_names)) <= {str}:
+        if not isinstance(node_names, list) or not _all_strings(node_names):
             raise ProtocolError("NodeNames", "must be a list of strings")
         return ExtenderArgs(pod=pod, node_names=node_names, nodes=None)
     if nodes is not None:
@@ -139,9 +149,65 @@ def filter_error(args: ExtenderArgs | None, error: str) -> bytes:
 
 def priority_list(hosts: Sequence[str], scores: Sequence[int]) -> bytes:
     """A HostPriorityList: ``[{"Host": name, "Score": 0..10}]``, scores clamped to range."""
+    return orjson.dumps(
+        [{"Host": host, "Score": score} for host, score in zip(hosts, _clamped(scores), strict=True)]
+    )
+
+
+def _clamped(scores: Sequence[int]) -> Sequence[int]:
     if scores and (min(scores) < 0 or max(scores) > MAX_EXTENDER_PRIORITY):
-        scores = [max(0, min(MAX_EXTENDER_PRIORITY, score)) for score in scores]
-    return orjson.dumps([{"Host": host, "Score": score} for host, score in zip(hosts, scores, strict=True)])
+        return [max(0, min(MAX_EXTENDER_PRIORITY, score)) for score in scores]
+    return scores
+
+
+# What follows ``{"Host":"<name>","Score":`` for each score: a dict, so that a lookup of a score
+# out of range fails (a tuple would wrap -1 around) and sends the call down the clamping path.
+_SCORE_TAILS: Final = {score: b"%d}," % score for score in range(MAX_EXTENDER_PRIORITY + 1)}
+
+
+class PriorityListEncoder:
+    """:func:`priority_list`, byte for byte, from fragments encoded once per host name.
+
+    Building a dict per candidate for orjson costs more than scoring them (~0.1 µs a host, 500
+    hosts a call); here each host's JSON head is encoded the first time it is seen, and an
+    answer is two C-level lookups over the call (``itemgetter``) and one join. The head cache
+    is bounded: names are whatever the scheduler sends. Scores must be ints.
+    """
+
+    def __init__(self, max_hosts: int = 100_000) -> None:
+        self._heads: dict[str, bytes] = {}
+        self._max_hosts = max_hosts
+
+    def encode(self, hosts: Sequence[str], scores: Sequence[int]) -> bytes:
+        count = len(hosts)
+        if count != len(scores):
+            raise ValueError(f"{count} hosts but {len(scores)} scores")
+        if count < 2:  # itemgetter of one key answers a value, not a tuple
+            return priority_list(hosts, scores)
+        try:
+            tails = itemgetter(*scores)(_SCORE_TAILS)
+        except KeyError:
+            tails = itemgetter(*_clamped(scores))(_SCORE_TAILS)
+        try:
+            heads = itemgetter(*hosts)(self._heads)
+        except KeyError:
+            heads = self._learn(hosts)
+        end = 2 * count + 1
+        parts: list[bytes] = [b"["] * (end + 1)
+        parts[1:end:2] = heads
+        parts[2:end:2] = tails
+        parts[end - 1] = parts[end - 1][:-1]  # no comma after the last entry
+        parts[end] = b"]"
+        return b"".join(parts)
+
+    def _learn(self, hosts: Sequence[str]) -> list[bytes]:
+        if len(self._heads) + len(hosts) > self._max_hosts:
+            self._heads.clear()
+        heads = self._heads
+        for host in hosts:
+            if host not in heads:
+                heads[host] = b'{"Host":' + orjson.dumps(host) + b',"Score":'
+        return [heads[host] for host in hosts]
 
 
 def error_body(problem: str) -> bytes:

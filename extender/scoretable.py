@@ -1,10 +1,14 @@
-"""Prioritize's numbers for every node as numpy columns, so a call scores 500 nodes at once.
+"""Prioritize's numbers for every node in one numpy matrix, so a call scores 500 nodes at once.
 
 kube-scheduler sends prioritize a few hundred candidates per pod, and the extender must answer
 thousands of calls per second on one core: a Python loop over the candidates costs about 4 µs a
-node, the vectorised form below well under 1 µs. The arithmetic is exactly
-:func:`extender.decisions.score_nodes` (the readable reference; a property test holds them
-equal). Slot 0 is a sentinel for unknown names: it scores 0. Pure, no I/O.
+node, the vectorised form below well under 0.1 µs. With ~500 candidates numpy's fixed cost per
+operation (about 1 µs) dominates, so the layout minimises operations rather than bytes: one row
+per node holding every column, gathered for all candidates in a single fancy-index, and values
+encoded so that no masking is needed (see ``_ALLOC_*``, ``_PRICE`` and ``_DEADLINE``).
+
+The arithmetic is exactly :func:`extender.decisions.score_nodes` (the readable reference; a
+property test holds them equal). Slot 0 is a sentinel for unknown names: it scores 0. Pure, no I/O.
 """
 
 from __future__ import annotations
@@ -19,7 +23,22 @@ import numpy.typing as npt
 from extender.protocol import MAX_EXTENDER_PRIORITY
 
 _PRICE_WEIGHT: Final = 0.5
+# Columns of the matrix. Allocatable 0 is stored as +inf: x / inf == 0.0 and x > inf is False,
+# exactly the reference's "no fraction, no overflow" for a resource the node doesn't report.
+_ALLOC_CPU: Final = 0
+_ALLOC_MEM: Final = 1
+_USED_CPU: Final = 2
+_USED_MEM: Final = 3
+# Price per resource unit; +inf when unknown (then cheapest / price == 0.0 marks "unknown").
+_PRICE: Final = 4
+# Score 0 once now + window reaches this: the node's expiry, -inf for disrupted, removed and
+# unknown nodes (they always score 0), +inf for nodes that don't expire.
+_DEADLINE: Final = 5
+_COLUMNS: Final = 6
+_EMPTY_ROW: Final = (np.inf, np.inf, 0.0, 0.0, np.inf, -np.inf)
+
 FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.intp]
 
 
 class ScoreTable:
@@ -29,14 +48,7 @@ class ScoreTable:
         self._slots: dict[str, int] = {}
         self._free: list[int] = []
         self._size = 1  # slot 0: the unknown-node sentinel
-        self.alloc_cpu: FloatArray = np.zeros(capacity)
-        self.alloc_mem: FloatArray = np.zeros(capacity)
-        self.used_cpu: FloatArray = np.zeros(capacity)
-        self.used_mem: FloatArray = np.zeros(capacity)
-        self.price: FloatArray = np.full(capacity, np.nan)
-        self.expires: FloatArray = np.full(capacity, np.inf)
-        self.blocked: npt.NDArray[np.bool_] = np.zeros(capacity, dtype=bool)
-        self.blocked[0] = True
+        self._rows: FloatArray = np.tile(np.array(_EMPTY_ROW), (max(2, capacity), 1))
 
     def __contains__(self, name: str) -> bool:
         return name in self._slots
@@ -54,27 +66,27 @@ class ScoreTable:
         expires_at: float | None,
         disrupted: bool,
     ) -> None:
-        slot = self._slot(name)
-        self.alloc_cpu[slot] = alloc_cpu
-        self.alloc_mem[slot] = alloc_mem
-        self.price[slot] = np.nan if price_per_unit is None else price_per_unit
-        self.expires[slot] = np.inf if expires_at is None else expires_at
-        self.blocked[slot] = disrupted
+        slot = self._slot(name)  # may grow the matrix: index it only afterwards
+        row = self._rows[slot]
+        row[_ALLOC_CPU] = alloc_cpu if alloc_cpu > 0 else np.inf
+        row[_ALLOC_MEM] = alloc_mem if alloc_mem > 0 else np.inf
+        row[_PRICE] = np.inf if price_per_unit is None else price_per_unit
+        if disrupted:
+            row[_DEADLINE] = -np.inf
+        else:
+            row[_DEADLINE] = np.inf if expires_at is None else expires_at
 
     def set_usage(self, name: str, cpu: int, memory: int) -> None:
         slot = self._slots.get(name)
         if slot is not None:
-            self.used_cpu[slot] = cpu
-            self.used_mem[slot] = memory
+            self._rows[slot, _USED_CPU] = cpu
+            self._rows[slot, _USED_MEM] = memory
 
     def remove_node(self, name: str) -> None:
         slot = self._slots.pop(name, None)
         if slot is None:
             return
-        self.alloc_cpu[slot] = self.alloc_mem[slot] = self.used_cpu[slot] = self.used_mem[slot] = 0
-        self.price[slot] = np.nan
-        self.expires[slot] = np.inf
-        self.blocked[slot] = True
+        self._rows[slot] = _EMPTY_ROW
         self._free.append(slot)
 
     def _slot(self, name: str) -> int:
@@ -86,21 +98,11 @@ class ScoreTable:
         else:
             slot = self._size
             self._size += 1
-            if slot >= len(self.alloc_cpu):
-                self._grow()
+            if slot >= len(self._rows):
+                self._rows = np.concatenate([self._rows, np.tile(np.array(_EMPTY_ROW), (len(self._rows), 1))])
         self._slots[name] = slot
-        self.used_cpu[slot] = self.used_mem[slot] = 0
+        self._rows[slot] = _EMPTY_ROW
         return slot
-
-    def _grow(self) -> None:
-        extra = len(self.alloc_cpu)
-        self.alloc_cpu = np.concatenate([self.alloc_cpu, np.zeros(extra)])
-        self.alloc_mem = np.concatenate([self.alloc_mem, np.zeros(extra)])
-        self.used_cpu = np.concatenate([self.used_cpu, np.zeros(extra)])
-        self.used_mem = np.concatenate([self.used_mem, np.zeros(extra)])
-        self.price = np.concatenate([self.price, np.full(extra, np.nan)])
-        self.expires = np.concatenate([self.expires, np.full(extra, np.inf)])
-        self.blocked = np.concatenate([self.blocked, np.zeros(extra, dtype=bool)])
 
     def scores(
         self, names: Sequence[str], pod_cpu: int, pod_memory: int, now: float, expiry_window: float
@@ -108,29 +110,25 @@ class ScoreTable:
         """0..10 per name, in order (see :func:`extender.decisions.score_nodes`)."""
         if not names:
             return []
-        ix = np.fromiter(map(self._slots.get, names, repeat(0)), dtype=np.intp, count=len(names))
-        alloc_cpu = self.alloc_cpu[ix]
-        alloc_mem = self.alloc_mem[ix]
-        cpu = self.used_cpu[ix] + pod_cpu
-        mem = self.used_mem[ix] + pod_memory
-        with np.errstate(divide="ignore", invalid="ignore"):
-            frac_cpu = np.where(alloc_cpu > 0, cpu / alloc_cpu, 0.0)
-            frac_mem = np.where(alloc_mem > 0, mem / alloc_mem, 0.0)
-        packing = (frac_cpu + frac_mem) / 2
-        price = self.price[ix]
-        known = ~np.isnan(price)
-        weight = np.ones(len(names))
-        if known.any():
-            cheapest = price[known].min()
-            weight[known] = (1.0 - _PRICE_WEIGHT) + _PRICE_WEIGHT * (cheapest / price[known])
-        score = np.rint(MAX_EXTENDER_PRIORITY * packing * weight)
-        zero = (
-            self.blocked[ix]
-            | (self.expires[ix] <= now + expiry_window)
-            | ((alloc_cpu > 0) & (cpu > alloc_cpu))
-            | ((alloc_mem > 0) & (mem > alloc_mem))
-            | (packing <= 0.0)
-        )
-        score[zero] = 0
+        ix: IntArray = np.fromiter(map(self._slots.get, names, repeat(0)), dtype=np.intp, count=len(names))
+        rows = self._rows[ix]
+        cpu = rows[:, _USED_CPU] + pod_cpu
+        mem = rows[:, _USED_MEM] + pod_memory
+        packing = (cpu / rows[:, _ALLOC_CPU] + mem / rows[:, _ALLOC_MEM]) / 2
+        price = rows[:, _PRICE]
+        cheapest = price.min()
+        if cheapest < np.inf:
+            cheapness = cheapest / price
+            cheapness[cheapness == 0.0] = 1.0  # unknown price: no tilt
+            score = np.rint(
+                MAX_EXTENDER_PRIORITY * packing * ((1.0 - _PRICE_WEIGHT) + _PRICE_WEIGHT * cheapness)
+            )
+        else:
+            score = np.rint(MAX_EXTENDER_PRIORITY * packing * 1.0)
+        zero = rows[:, _DEADLINE] <= now + expiry_window
+        zero |= cpu > rows[:, _ALLOC_CPU]
+        zero |= mem > rows[:, _ALLOC_MEM]
+        zero |= packing <= 0.0
+        score[zero] = 0.0
         result: list[int] = score.astype(np.int64).tolist()
         return result

@@ -26,6 +26,7 @@ from extender.config import ExtenderConfig
 from extender.demand import DemandTracker
 from extender.metrics import ExtenderMetrics
 from extender.predict import Predictor
+from extender.runtime import HeapFreezer
 from extender.stream import DemandStream
 from shared.informer import Fanout, Informer
 from shared.logs import get_logger
@@ -57,7 +58,11 @@ def stream_ssl_context(config: ExtenderConfig) -> ssl.SSLContext | None:
 class ExtenderService:
     """Everything the extender runs, started and stopped as one."""
 
-    def __init__(self, config: ExtenderConfig, api_client: k8s.ApiClient) -> None:
+    def __init__(
+        self, config: ExtenderConfig, api_client: k8s.ApiClient, *, manage_heap: bool = False
+    ) -> None:
+        """``manage_heap``: freeze the cached heap out of the GC's reach (:mod:`extender.runtime`);
+        for a process of its own (``python -m extender``), not one shared with tests."""
         self.config = config
         self.api_client = api_client
         self.metrics = ExtenderMetrics()
@@ -92,9 +97,15 @@ class ExtenderService:
             ready=self.ready,
             on_filtered=self.predictor.offer if config.prediction.enabled else None,
         )
+        self.heap = HeapFreezer(self.synced, interval=config.heap_freeze_interval) if manage_heap else None
         self._runner: web.AppRunner | None = None
         self._stopping = False
         self.port = 0
+
+    async def synced(self) -> None:
+        """Return once both informers have listed (bound it with ``asyncio.timeout``)."""
+        await self.nodes.wait_synced()
+        await self.pods.wait_synced()
 
     def ready(self) -> bool:
         """Caches synced and, when a launcher is configured, the demand stream connected."""
@@ -123,6 +134,8 @@ class ExtenderService:
         self.pods.start()
         if self.config.prediction.enabled:
             self.predictor.start()
+        if self.heap is not None:
+            self.heap.start()
         self._runner = web.AppRunner(
             self.http.build(), shutdown_timeout=self.config.server.shutdown_grace, access_log=None
         )
@@ -137,6 +150,8 @@ class ExtenderService:
         if self._runner is not None:
             await self._runner.cleanup()  # stops listening, waits for in-flight requests
             self._runner = None
+        if self.heap is not None:
+            await self.heap.stop()
         await self.predictor.stop()
         await self.pods.stop()
         await self.nodes.stop()

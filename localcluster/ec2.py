@@ -141,13 +141,7 @@ class MotoEC2:
         )["GroupId"]
         amis = {arch: self._register_eks_ami(ec2, arch) for arch in ARCHITECTURES}
         node_role = f"eksctl-{cluster}-NodeInstanceRole"
-        boto3.client("iam", **self.client_kwargs()).create_role(
-            RoleName=node_role,
-            AssumeRolePolicyDocument=(
-                '{"Version":"2012-10-17","Statement":[{"Effect":"Allow",'
-                '"Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}'
-            ),
-        )
+        self._ensure_node_role(node_role)
         parameters = {arch: eks_ami_parameter(arch) for arch in ARCHITECTURES}
         for arch, name in parameters.items():
             self.put_reserved_parameter(name, amis[arch])
@@ -162,6 +156,23 @@ class MotoEC2:
             node_role=node_role,
         )
         return self.network
+
+    def _ensure_node_role(self, name: str) -> None:
+        """Create the node role unless it exists: moto's IAM is global to the process, so a second
+        cluster in the same test process (or a re-seed) finds the role already there."""
+        import boto3
+
+        iam = boto3.client("iam", **self.client_kwargs())
+        try:
+            iam.create_role(
+                RoleName=name,
+                AssumeRolePolicyDocument=(
+                    '{"Version":"2012-10-17","Statement":[{"Effect":"Allow",'
+                    '"Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}'
+                ),
+            )
+        except iam.exceptions.EntityAlreadyExistsException:
+            pass
 
     def _register_eks_ami(self, ec2: Any, arch: str) -> str:
         response = ec2.register_image(

@@ -67,3 +67,11 @@ TAG_NODEPOOL: Final = "jitnode.io/nodepool"
 TAG_NODECLAIM: Final = "jitnode.io/nodeclaim"
 TAG_NODECLASS: Final = "jitnode.io/ec2nodeclass"
 TAG_MANAGED_BY: Final = "jitnode.io/managed-by"
+
+# Namespace label that opts a namespace's pods into the jitnode scheduler (the mutating webhook
+# sets their schedulerName); the value that enables it; and that scheduler profile's name.
+SCHEDULING_LABEL: Final = "jitnode.io/scheduling"
+SCHEDULING_ENABLED: Final = "enabled"
+SCHEDULER_NAME: Final = "jitnode-scheduler"
+# Pod annotation value (under SCHEDULING_LABEL) that keeps one pod on its own scheduler.
+SCHEDULING_DISABLED: Final = "disabled"

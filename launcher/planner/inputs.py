@@ -66,10 +66,12 @@ class PlannedClaim:
 
     nodepool: str
     pods: tuple[str, ...]  # pod uids
-    requirements: Requirements  # pool ∧ pods, without the instance-type key
+    requirements: Requirements  # pool ∧ pods ∧ zones ∧ capacity types, without the instance-type key
     instance_types: tuple[str, ...]  # cheapest first, at most 60
     requests: Resources  # the pods' requests plus daemonset overhead
     price: float  # per hour, of the cheapest type's cheapest allowed offering
+    zones: tuple[str, ...] = ()  # zones where some listed type has an allowed, available offering
+    capacity_types: tuple[str, ...] = ()  # likewise, capacity types
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,11 @@ import numpy as np
 Vector = tuple[int, ...]
 _banner_lock = threading.Lock()
 _banner_shown = False
+# HiGHS solves to a relative tolerance of about 1e-7; the bound is lowered by more than that so
+# a rounding error can never lift it above the true LP optimum.
+_SOLVER_TOLERANCE = 1e-6
+# Rows of types compared at once in the dominance test (bounds its memory to a few MB).
+_CHUNK = 256
 
 
 def _solver() -> highspy.Highs:
@@ -63,6 +68,10 @@ def _solver() -> highspy.Highs:
                 os.close(devnull)
             _banner_shown = True
     highs.setOptionValue("output_flag", False)
+    # Primal simplex: on these models (few rows per type, many types) about twice as fast as
+    # HiGHS's default choice, measured at 10,000 pods over the full catalogue.
+    highs.setOptionValue("solver", "simplex")
+    highs.setOptionValue("simplex_strategy", 4)
     return highs
 
 
@@ -92,18 +101,40 @@ def _pods_per_node(requests: Vector, room: Vector) -> int:
 
 
 def _undominated(types: Sequence[LPType], suits: dict[str, frozenset[int]]) -> list[LPType]:
-    kept: list[LPType] = []
+    """``types`` less those another type dominates, in order of price (vectorised).
+
+    ``j`` dominates ``i`` when it comes first in (price, larger room, name) order, costs no more,
+    has at least as much of every resource and suits every shape ``i`` suits. The relation is a
+    strict order, so every dropped type is dominated by a kept one.
+    """
+    if not types:
+        return []
     ordered = sorted(types, key=lambda t: (t.price, tuple(-r for r in t.room), t.name))
-    for candidate in ordered:
-        dominated = any(
-            other.price <= candidate.price
-            and all(o >= c for o, c in zip(other.room, candidate.room, strict=True))
-            and suits[candidate.name] <= suits[other.name]
-            for other in kept
-        )
-        if not dominated:
-            kept.append(candidate)
-    return kept
+    count = len(ordered)
+    prices = np.array([t.price for t in ordered])
+    rooms = np.array([t.room for t in ordered], dtype=np.int64).reshape(count, -1)
+    shape_ids = sorted(set().union(*(suits[t.name] for t in ordered)))
+    column = {shape: j for j, shape in enumerate(shape_ids)}
+    signatures = np.zeros((count, len(shape_ids)), dtype=bool)
+    for i, t in enumerate(ordered):
+        for shape in suits[t.name]:
+            signatures[i, column[shape]] = True
+    by_signature: dict[bytes, list[int]] = {}
+    for i in range(count):
+        by_signature.setdefault(signatures[i].tobytes(), []).append(i)
+    dominated = np.zeros(count, dtype=bool)
+    for members in by_signature.values():
+        wanted = signatures[members[0]]
+        dominators = np.flatnonzero(signatures[:, wanted].all(axis=1))
+        for chunk in range(0, len(members), _CHUNK):
+            block = np.array(members[chunk : chunk + _CHUNK])
+            hit = (
+                (dominators[None, :] < block[:, None])
+                & (prices[dominators][None, :] <= prices[block][:, None])
+                & np.all(rooms[dominators][None, :, :] >= rooms[block][:, None, :], axis=2)
+            )
+            dominated[block] = hit.any(axis=1)
+    return [t for t, gone in zip(ordered, dominated.tolist(), strict=True) if not gone]
 
 
 def lower_bound(shapes: Sequence[LPShape], types: Sequence[LPType]) -> float:
@@ -184,4 +215,4 @@ def lower_bound(shapes: Sequence[LPShape], types: Sequence[LPType]) -> float:
     highs.run()
     if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         return 0.0
-    return float(highs.getInfo().objective_function_value)
+    return float(highs.getInfo().objective_function_value) * (1.0 - _SOLVER_TOLERANCE)

@@ -19,8 +19,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
 from launcher.planner.fit import Candidate
+from shared.resources import Resources
 
 Vector = tuple[int, ...]
 
@@ -55,9 +57,16 @@ class PackedBin:
         return self.fitting[0].price
 
 
-def vector(resources: Candidate | object, keys: Sequence[str]) -> Vector:
+def vector(resources: Candidate | Resources, keys: Sequence[str]) -> Vector:
+    """The amounts of ``keys`` (a candidate's room, or a resource list) as a plain int tuple."""
     room = resources.room if isinstance(resources, Candidate) else resources
-    return tuple(int(room.get(k, 0)) for k in keys)  # type: ignore[attr-defined]
+    return tuple(room.amount(k) for k in keys)
+
+
+def room_matrix(candidates: Sequence[Candidate], keys: Sequence[str]) -> npt.NDArray[np.int64]:
+    """The candidates' rooms as one row each, for vectorised fit tests."""
+    rows = [vector(c, keys) for c in candidates]
+    return np.array(rows, dtype=np.int64).reshape(len(candidates), len(keys))
 
 
 def fits(used: Sequence[int], room: Vector) -> bool:
@@ -112,11 +121,8 @@ def first_fit_decreasing(shapes: Sequence[Shape], capacity: Vector) -> list[Bin]
 
 
 def _shrink(
-    bins: Sequence[Bin], candidates: Sequence[Candidate], keys: Sequence[str]
+    bins: Sequence[Bin], candidates: Sequence[Candidate], rooms: npt.NDArray[np.int64]
 ) -> list[PackedBin] | None:
-    rooms = np.array([vector(c, keys) for c in candidates], dtype=np.int64).reshape(
-        len(candidates), len(keys)
-    )
     packed: list[PackedBin] = []
     for b in bins:
         used = tuple(b.used)
@@ -133,31 +139,57 @@ def total_cost(packed: Sequence[PackedBin]) -> float:
 
 
 def pack(
-    shapes: Sequence[Shape], candidates: Sequence[Candidate], keys: Sequence[str], tries: int = 4
+    shapes: Sequence[Shape],
+    candidates: Sequence[Candidate],
+    keys: Sequence[str],
+    tries: int = 4,
+    rooms: npt.NDArray[np.int64] | None = None,
 ) -> list[PackedBin]:
-    """Cheapest packing found for ``shapes`` onto ``candidates`` (cheapest first)."""
-    demand = [sum(s.requests[i] * s.count for s in shapes) for i in range(len(keys))]
-    biggest = [max(s.requests[i] for s in shapes) for i in range(len(keys))]
+    """Cheapest packing found for ``shapes`` onto ``candidates`` (cheapest first).
 
-    def estimate(candidate: Candidate) -> float:
-        room = vector(candidate, keys)
-        nodes = max(
-            (math.ceil(d / r) for d, r in zip(demand, room, strict=True) if d > 0 and r > 0), default=1
-        )
-        return candidate.price * max(nodes, 1)
-
-    bin_types = sorted(
-        (c for c in candidates if fits(biggest, vector(c, keys))),
-        key=lambda c: (estimate(c), c.price, c.type.name),
-    )
-    best: list[PackedBin] | None = None
-    for candidate in bin_types[:tries]:
-        packed = _shrink(first_fit_decreasing(shapes, vector(candidate, keys)), candidates, keys)
-        if packed is not None and (best is None or total_cost(packed) < total_cost(best)):
-            best = packed
+    First-fit-decreasing onto each of the ``tries`` bin types with the best estimated cost for
+    the whole group, each bin then shrunk to the cheapest type that holds it; the cheapest
+    result wins.
+    ``rooms`` is ``room_matrix(candidates, keys)`` when the caller already has it.
+    """
+    if rooms is None:
+        rooms = room_matrix(candidates, keys)
+    rows: list[Vector] = [tuple(int(v) for v in row) for row in rooms.tolist()]
+    best = _pack_one_type(shapes, candidates, rows, rooms, tries)
     if best is None:
         # No single type holds the largest of every resource: pack each shape on its own.
         best = []
         for shape in shapes:
-            best.extend(pack([shape], candidates, keys, tries))
+            best.extend(pack([shape], candidates, keys, tries, rooms))
+    return best
+
+
+def _pack_one_type(
+    shapes: Sequence[Shape],
+    candidates: Sequence[Candidate],
+    rows: Sequence[Vector],
+    rooms: npt.NDArray[np.int64],
+    tries: int,
+) -> list[PackedBin] | None:
+    """The cheapest of FFD onto each of the ``tries`` most promising bin types, or None."""
+    width = len(rows[0]) if rows else 0
+    demand = [sum(s.requests[i] * s.count for s in shapes) for i in range(width)]
+    biggest = [max(s.requests[i] for s in shapes) for i in range(width)]
+
+    def estimate(position: int) -> float:
+        nodes = max(
+            (math.ceil(d / r) for d, r in zip(demand, rows[position], strict=True) if d > 0 and r > 0),
+            default=1,
+        )
+        return candidates[position].price * max(nodes, 1)
+
+    bin_types = sorted(
+        (i for i in range(len(candidates)) if fits(biggest, rows[i])),
+        key=lambda i: (estimate(i), candidates[i].price, candidates[i].type.name),
+    )
+    best: list[PackedBin] | None = None
+    for position in bin_types[:tries]:
+        packed = _shrink(first_fit_decreasing(shapes, rows[position]), candidates, rooms)
+        if packed is not None and (best is None or total_cost(packed) < total_cost(best)):
+            best = packed
     return best

@@ -8,34 +8,39 @@ Steps, in order:
    its verdict beats our simulation).
 3. Every other pod is given the highest-weight NodePool that can serve it (see ``fit``), and
    pods with the same pool and requirements form a group.
-4. Each group is bin-packed (see ``packing``); each bin becomes a claim listing every type that
-   holds its pods, cheapest first, capped at 60 for CreateFleet. A claim that would take its
-   pool past its limits (counted with the largest type it allows) keeps only the types that fit
-   under them, or is not made and its pods are reported.
-5. The LP lower bound (see ``lowerbound``) tells how far from optimal the plan may be.
+4. Each group is bin-packed (see ``packing``); the bins of a pool are then improved by merging
+   light ones whose requirements are compatible (see ``improve``). Each bin becomes a claim
+   listing every type that holds its pods, cheapest first, capped at 60 for CreateFleet.
+5. Limits: a claim counts toward its pool's limits with the LARGEST capacity among the types
+   it lists (CreateFleet may launch any of them, as Karpenter counts). A claim that would take
+   its pool past its limits keeps only the types that fit under them; if none does, its pods
+   go back to step 3 without that pool (the next pool by weight may serve them), and are
+   reported with the limit when no pool can.
+6. The LP lower bound (see ``lowerbound``) tells how far from optimal the plan may be.
+
+Deterministic: pods are ordered by priority, first-seen time and uid, pools by weight and
+name, groups by pool and requirements, and every tie is broken by a name.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from itertools import islice
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache, partial
+
+import numpy as np
+import numpy.typing as npt
 
 from launcher.model import InstanceType
-from launcher.planner.fit import (
-    Candidate,
-    IsUnavailable,
-    PoolChoice,
-    candidates,
-    choose_pool,
-    prices_by_capacity_type,
-)
+from launcher.planner.fit import Candidate, IsUnavailable, PoolChoice, TypeIndex, choose_pool
+from launcher.planner.improve import Draft, Option, merge
 from launcher.planner.inputs import InFlightClaim, NodeRoom, Plan, PlannedClaim, PoolView
 from launcher.planner.lowerbound import LPShape, LPType, lower_bound
-from launcher.planner.packing import PackedBin, Shape, pack, vector
+from launcher.planner.packing import Shape, pack, room_matrix, vector
 from shared import labels
 from shared.demand import PodDemand
-from shared.requirements import Requirements
+from shared.requirements import Requirement, Requirements
 from shared.resources import PODS, Resources, total
 from shared.taints import untolerated_taints
 
@@ -56,37 +61,83 @@ def _room_after(room: Resources, requests: Resources) -> Resources | None:
     return None if any(v < 0 for v in left.values()) else left
 
 
-def _within_limits(pool: PoolView, usage: Resources, capacity: Resources) -> bool:
-    return all(usage.amount(key) + capacity.amount(key) <= limit for key, limit in pool.pool.limits.items())
+@dataclass
+class _Group:
+    """Pods of one pool with the same requirements, by shape (identical requests)."""
+
+    pool: str
+    requirements: Requirements
+    shapes: list[Resources]
+    queues: list[list[str]]  # uids per shape, in planning order
+
+
+@dataclass
+class _Fitting:
+    """A pool's candidates for some requirements, with their rooms as a matrix for fit tests."""
+
+    candidates: list[Candidate]
+    rooms: npt.NDArray[np.int64]
+    options: list[Option] = field(default_factory=list)
+    lp_names: list[list[str]] = field(default_factory=list)  # "type|capacity type" per candidate
+    _capacities: dict[tuple[str, ...], npt.NDArray[np.int64]] = field(default_factory=dict)
+
+    def capacities(self, keys: Sequence[str]) -> npt.NDArray[np.int64]:
+        """The candidates' capacities (what limits count) for ``keys``, one row each."""
+        key = tuple(keys)
+        found = self._capacities.get(key)
+        if found is None:
+            rows = [[c.type.capacity.amount(k) for k in keys] for c in self.candidates]
+            found = np.array(rows, dtype=np.int64).reshape(len(self.candidates), len(keys))
+            self._capacities[key] = found
+        return found
 
 
 class _Planner:
     def __init__(
-        self, pools: Sequence[PoolView], types: Sequence[InstanceType], is_unavailable: IsUnavailable
+        self,
+        pools: Sequence[PoolView],
+        types: Sequence[InstanceType],
+        is_unavailable: IsUnavailable,
+        keys: Sequence[str],
     ):
         self.pools = sorted(pools, key=lambda p: (-p.weight, p.name))
-        self.types = types
-        self.is_unavailable = is_unavailable
-        self.type_reqs = {t.name: Requirements.from_labels(t.labels) for t in types}
+        self.views = {p.name: p for p in self.pools}
+        self.index = TypeIndex(types, is_unavailable)
+        self.keys = list(keys)
         self._candidates: dict[tuple[str, Requirements], list[Candidate]] = {}
+        self._fitting: dict[tuple[str, Requirements], _Fitting] = {}
         self._choices: dict[tuple[object, ...], PoolChoice | str] = {}
 
     def candidates(self, view: PoolView, reqs: Requirements) -> list[Candidate]:
         key = (view.name, reqs)
         found = self._candidates.get(key)
         if found is None:
-            found = candidates(reqs, view.overhead, self.types, self.type_reqs, self.is_unavailable)
+            found = self.index.candidates(reqs, view.overhead)
             self._candidates[key] = found
+        return found
+
+    def fitting(self, pool: str, reqs: Requirements) -> _Fitting:
+        key = (pool, reqs)
+        found = self._fitting.get(key)
+        if found is None:
+            cands = self.candidates(self.views[pool], reqs)
+            rooms = room_matrix(cands, self.keys)
+            rows = [tuple(int(v) for v in row) for row in rooms.tolist()]
+            options = [Option(c.type.name, c.price, row) for c, row in zip(cands, rows, strict=True)]
+            names = [[f"{c.type.name}|{ct}" for ct in c.prices] for c in cands]
+            found = _Fitting(cands, rooms, options, names)
+            self._fitting[key] = found
         return found
 
     def fits_some_type(self, view: PoolView, reqs: Requirements, requests: Resources) -> bool:
         return any(requests.fits_in(c.room) for c in self.candidates(view, reqs))
 
-    def choose(self, demand: PodDemand) -> PoolChoice | str:
-        key = (demand.requests, demand.requirements, demand.tolerations)
+    def choose(self, demand: PodDemand, excluded: frozenset[str]) -> PoolChoice | str:
+        key = (demand.requests, demand.requirements, demand.tolerations, excluded)
         choice = self._choices.get(key)
         if choice is None:
-            choice = choose_pool(demand, self.pools, self.fits_some_type)
+            pools = [p for p in self.pools if p.name not in excluded]
+            choice = choose_pool(demand, pools, self.fits_some_type)
             self._choices[key] = choice
         return choice
 
@@ -101,15 +152,77 @@ def plan(
     is_unavailable: IsUnavailable = _never_unavailable,
     max_types_per_claim: int = MAX_TYPES_PER_CLAIM,
 ) -> Plan:
-    planner = _Planner(pools, types, is_unavailable)
-    covered: dict[str, str] = {}
-    unschedulable: dict[str, str] = {}
+    """Plan new NodeClaims for ``demand`` (pod uid -> demand); see the module docstring."""
     ordered = sorted(demand.values(), key=lambda d: (-d.priority, d.first_seen, d.uid))
+    covered, pending = _cover(ordered, in_flight, nodes)
+    keys = sorted({k for pod in pending for k in pod.requests} | {PODS})
+    planner = _Planner(pools, types, is_unavailable, keys)
+    usage = {view.name: view.usage for view in planner.pools}
+    unschedulable: dict[str, str] = {}
+    excluded: dict[str, frozenset[str]] = {}
+    turned_away: dict[str, str] = {}
+    claims: list[PlannedClaim] = []
+    planned: dict[tuple[str, Requirements, Resources], int] = defaultdict(int)
 
+    todo = pending
+    while todo:
+        groups: dict[tuple[str, Requirements], dict[Resources, list[str]]] = {}
+        by_uid = {pod.uid: pod for pod in todo}
+        for pod in todo:
+            choice = planner.choose(pod, excluded.get(pod.uid, frozenset()))
+            if isinstance(choice, str):
+                earlier = turned_away.get(pod.uid)
+                unschedulable[pod.uid] = f"{earlier}; {choice}" if earlier else choice
+                continue
+            by_shape = groups.setdefault((choice.pool.name, choice.requirements), {})
+            by_shape.setdefault(pod.requests, []).append(pod.uid)
+        bounced: list[PodDemand] = []
+        for view in planner.pools:
+            pool_groups = [
+                _Group(pool, reqs, list(by_shape), list(by_shape.values()))
+                for (pool, reqs), by_shape in sorted(groups.items(), key=lambda g: str(g[0][1]))
+                if pool == view.name
+            ]
+            if not pool_groups:
+                continue
+            drafts = _drafts(planner, pool_groups)
+            drafts = merge(drafts, partial(_options, planner, view.name))
+            for draft in drafts:
+                uids = [
+                    uid
+                    for (g, s), n in sorted(draft.contents.items())
+                    for uid in _take(pool_groups[g].queues[s], n)
+                ]
+                made = _make_claim(planner, view, draft, pool_groups, usage, max_types_per_claim, uids)
+                if isinstance(made, str):
+                    for uid in uids:
+                        excluded[uid] = excluded.get(uid, frozenset()) | {view.name}
+                        turned_away[uid] = made
+                        bounced.append(by_uid[uid])
+                    continue
+                claims.append(made)
+                for (g, s), n in draft.contents.items():
+                    planned[(view.name, pool_groups[g].requirements, pool_groups[g].shapes[s])] += n
+        todo = sorted(bounced, key=lambda d: (-d.priority, d.first_seen, d.uid))
+
+    return Plan(
+        claims=tuple(claims),
+        covered=covered,
+        unschedulable=unschedulable,
+        cost_per_hour=sum(c.price for c in claims),
+        lower_bound_per_hour=_bound(planner, planned),
+    )
+
+
+def _cover(
+    ordered: Sequence[PodDemand], in_flight: Sequence[InFlightClaim], nodes: Sequence[NodeRoom]
+) -> tuple[dict[str, str], list[PodDemand]]:
+    """Pods served by in-flight claims or existing nodes (uid -> name), and the rest."""
+    covered: dict[str, str] = {}
+    pending: list[PodDemand] = []
     planned_for = {uid: claim.name for claim in in_flight for uid in claim.pods}
     claim_room = {claim.name: claim.room for claim in in_flight}
     node_room = {node.name: node.free for node in nodes}
-    pending: list[PodDemand] = []
     for pod in ordered:
         if pod.uid in planned_for:
             covered[pod.uid] = planned_for[pod.uid]
@@ -119,70 +232,29 @@ def plan(
             covered[pod.uid] = place
         else:
             pending.append(pod)
+    return covered, pending
 
-    groups: dict[tuple[str, Requirements], dict[Resources, list[str]]] = defaultdict(
-        lambda: defaultdict(list)
-    )
-    views: dict[str, PoolView] = {}
-    for pod in pending:
-        choice = planner.choose(pod)
-        if isinstance(choice, str):
-            unschedulable[pod.uid] = choice
-            continue
-        views[choice.pool.name] = choice.pool
-        groups[(choice.pool.name, choice.requirements)][pod.requests].append(pod.uid)
 
-    keys = sorted({k for pod in pending for k in pod.requests} | {PODS})
-    usage = {name: view.usage for name, view in views.items()}
-    claims: list[PlannedClaim] = []
-    lp_shapes: list[LPShape] = []
-    lp_prices: dict[tuple[str, str], tuple[float, tuple[int, ...]]] = {}
-    for (pool_name, reqs), by_shape in sorted(groups.items(), key=lambda g: (g[0][0], str(g[0][1]))):
-        view = views[pool_name]
-        group_candidates = planner.candidates(view, reqs)
-        shape_requests = list(by_shape)
-        shapes = [Shape(i, vector(r, keys), len(by_shape[r])) for i, r in enumerate(shape_requests)]
-        # LP node classes are (type, capacity type): a node is either spot or on-demand, so
-        # pods that allow only on-demand must not borrow spot prices in the bound.
-        by_capacity_type: dict[str, dict[str, float]] = {}
-        for c in group_candidates:
-            by_capacity_type[c.type.name] = prices_by_capacity_type(c.type, reqs, planner.is_unavailable)
-            for capacity_type, price in by_capacity_type[c.type.name].items():
-                key = (pool_name, f"{c.type.name}|{capacity_type}")
-                if key not in lp_prices or price < lp_prices[key][0]:
-                    lp_prices[key] = (price, vector(c, keys))
-        queues = {i: list(by_shape[r]) for i, r in enumerate(shape_requests)}
-        planned_count = dict.fromkeys(queues, 0)
-        for packed in pack(shapes, group_candidates, keys):
+def _options(planner: _Planner, pool: str, reqs: Requirements) -> list[Option]:
+    return planner.fitting(pool, reqs).options
+
+
+def _drafts(planner: _Planner, groups: Sequence[_Group]) -> list[Draft]:
+    """Each group packed on its own, one draft per node."""
+    drafts: list[Draft] = []
+    for g, group in enumerate(groups):
+        fitting = planner.fitting(group.pool, group.requirements)
+        shapes = [
+            Shape(i, vector(requests, planner.keys), len(group.queues[i]))
+            for i, requests in enumerate(group.shapes)
+        ]
+        for packed in pack(shapes, fitting.candidates, planner.keys, rooms=fitting.rooms):
+            cheapest = packed.fitting[0]
+            room = vector(cheapest, planner.keys)
+            contents = {(g, s): n for s, n in packed.contents.items()}
             for _ in range(packed.multiplicity):
-                pods = [uid for i, n in sorted(packed.contents.items()) for uid in _take(queues[i], n)]
-                made = _make_claim(view, reqs, packed, pods, shape_requests, usage, max_types_per_claim)
-                if isinstance(made, str):
-                    unschedulable.update(dict.fromkeys(pods, made))
-                else:
-                    claims.append(made)
-                    for i, n in packed.contents.items():
-                        planned_count[i] += n
-        # The bound covers the pods the plan buys for (not those its pool's limits turned away).
-        for shape, requests in zip(shapes, shape_requests, strict=True):
-            if planned_count[shape.index]:
-                allowed = frozenset(
-                    f"{c.type.name}|{capacity_type}"
-                    for c in group_candidates
-                    if requests.fits_in(c.room)
-                    for capacity_type in by_capacity_type[c.type.name]
-                )
-                lp_shapes.append(LPShape(pool_name, shape.requests, planned_count[shape.index], allowed))
-    bound = lower_bound(
-        lp_shapes, [LPType(pool, name, price, room) for (pool, name), (price, room) in lp_prices.items()]
-    )
-    return Plan(
-        claims=tuple(claims),
-        covered=covered,
-        unschedulable=unschedulable,
-        cost_per_hour=sum(c.price for c in claims),
-        lower_bound_per_hour=bound,
-    )
+                drafts.append(Draft(group.requirements, packed.used, dict(contents), cheapest.price, room))
+    return drafts
 
 
 def _take(queue: list[str], n: int) -> list[str]:
@@ -217,38 +289,85 @@ def _existing_place(
 
 
 def _make_claim(
+    planner: _Planner,
     view: PoolView,
-    reqs: Requirements,
-    packed: PackedBin,
-    pods: list[str],
-    shape_requests: list[Resources],
+    draft: Draft,
+    groups: Sequence[_Group],
     usage: dict[str, Resources],
     max_types: int,
+    uids: list[str],
 ) -> PlannedClaim | str:
-    if view.pool.limits:
-        current = usage[view.name]
-        chosen = list(
-            islice((c for c in packed.fitting if _within_limits(view, current, c.type.capacity)), max_types)
-        )
-        if not chosen:
-            exceeded = sorted(view.pool.limits)
-            return f"nodepool {view.name} limits ({', '.join(exceeded)}) would be exceeded"
-        usage[view.name] = current + _largest(c.type.capacity for c in chosen)
+    """The claim for ``draft`` within its pool's limits, or why it cannot be made."""
+    fitting = planner.fitting(view.name, draft.requirements)
+    holding = np.flatnonzero(np.all(fitting.rooms >= np.array(draft.used, dtype=np.int64), axis=1))
+    limits = view.pool.limits
+    current = usage[view.name]
+    if limits:
+        names = sorted(limits)
+        capacities = fitting.capacities(names)[holding]
+        headroom = np.array([limits.amount(k) - current.amount(k) for k in names], dtype=np.int64)
+        within = holding[np.all(capacities <= headroom, axis=1)][:max_types]
+        if len(within) == 0:
+            over = np.any(capacities > headroom, axis=0)
+            exceeded = [k for k, hit in zip(names, over.tolist(), strict=True) if hit]
+            return f"nodepool {view.name} limits would be exceeded: {', '.join(exceeded)}"
+        chosen = [fitting.candidates[int(i)] for i in within]
+        largest = fitting.capacities(names)[within].max(axis=0).tolist()
+        usage[view.name] = current + Resources(dict(zip(names, largest, strict=True)))
     else:
-        chosen = list(packed.fitting[:max_types])
-    requests = total([shape_requests[i] * n for i, n in packed.contents.items()]) + view.overhead
+        chosen = [fitting.candidates[int(i)] for i in holding[:max_types]]
+    requirements = draft.requirements.without(labels.INSTANCE_TYPE).intersect(
+        _offered_requirements(
+            tuple(sorted({z for c in chosen for z in c.zones})),
+            tuple(sorted({ct for c in chosen for ct in c.prices})),
+        )
+    )
+    requests = (
+        total([groups[g].shapes[s] * n for (g, s), n in sorted(draft.contents.items())]) + view.overhead
+    )
     return PlannedClaim(
         nodepool=view.name,
-        pods=tuple(pods),
-        requirements=reqs.without(labels.INSTANCE_TYPE),
+        pods=tuple(uids),
+        requirements=requirements,
         instance_types=tuple(c.type.name for c in chosen),
         requests=requests,
         price=chosen[0].price,
+        zones=tuple(sorted(requirements.allowed_values(labels.ZONE) or ())),
+        capacity_types=tuple(sorted(requirements.allowed_values(labels.CAPACITY_TYPE) or ())),
     )
 
 
-def _largest(capacities: Iterable[Resources]) -> Resources:
-    out = Resources()
-    for capacity in capacities:
-        out = out.max(capacity)
-    return out
+@lru_cache(maxsize=256)
+def _offered_requirements(zones: tuple[str, ...], capacity_types: tuple[str, ...]) -> Requirements:
+    """Zone and capacity-type requirements narrowed to where a claim's types are offered."""
+    return Requirements.of(
+        Requirement(labels.ZONE, "In", zones), Requirement(labels.CAPACITY_TYPE, "In", capacity_types)
+    )
+
+
+def _bound(planner: _Planner, planned: Mapping[tuple[str, Requirements, Resources], int]) -> float:
+    """The LP lower bound for the pods the plan buys nodes for (see ``lowerbound``).
+
+    LP node classes are (type, capacity type): a node is either spot or on-demand, so pods that
+    allow only on-demand must not borrow spot prices in the bound.
+    """
+    shapes: list[LPShape] = []
+    prices: dict[tuple[str, str], tuple[float, tuple[int, ...]]] = {}
+    priced: set[tuple[str, Requirements]] = set()
+    for (pool, reqs, requests), count in sorted(
+        planned.items(), key=lambda i: (i[0][0], str(i[0][1]), str(i[0][2]))
+    ):
+        fitting = planner.fitting(pool, reqs)
+        if (pool, reqs) not in priced:
+            priced.add((pool, reqs))
+            for c, option, names in zip(fitting.candidates, fitting.options, fitting.lp_names, strict=True):
+                for name, price in zip(names, c.prices.values(), strict=True):
+                    known = prices.get((pool, name))
+                    if known is None or price < known[0]:
+                        prices[(pool, name)] = (price, option.room)
+        wanted = vector(requests, planner.keys)
+        mask = np.all(fitting.rooms >= np.array(wanted, dtype=np.int64), axis=1)
+        allowed = frozenset(name for i in np.flatnonzero(mask) for name in fitting.lp_names[int(i)])
+        shapes.append(LPShape(pool, wanted, count, allowed))
+    types = [LPType(pool, name, price, room) for (pool, name), (price, room) in sorted(prices.items())]
+    return lower_bound(shapes, types)

@@ -176,6 +176,27 @@ BUILTINS: tuple[ResourceType, ...] = (
         short_names=("pdb",),
     ),
     _rt("coordination.k8s.io", "v1", "leases", "Lease", True),
+    # RBAC and admission objects are stored, not enforced: the install manifests dry-run here.
+    _rt("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False),
+    _rt("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False),
+    _rt("rbac.authorization.k8s.io", "v1", "roles", "Role", True),
+    _rt("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True),
+    _rt(
+        "admissionregistration.k8s.io",
+        "v1",
+        "mutatingwebhookconfigurations",
+        "MutatingWebhookConfiguration",
+        False,
+        categories=("api-extensions",),
+    ),
+    _rt(
+        "admissionregistration.k8s.io",
+        "v1",
+        "validatingwebhookconfigurations",
+        "ValidatingWebhookConfiguration",
+        False,
+        categories=("api-extensions",),
+    ),
     _rt("events.k8s.io", "v1", "events", "Event", True, short_names=("ev",), fields=EVENT_FIELDS),
     _rt(
         "apiextensions.k8s.io",
@@ -190,7 +211,15 @@ BUILTINS: tuple[ResourceType, ...] = (
 )
 
 # Preferred version per group, in discovery order (the core group is served under /api).
-GROUP_ORDER = ("apps", "events.k8s.io", "policy", "coordination.k8s.io", "apiextensions.k8s.io")
+GROUP_ORDER = (
+    "apps",
+    "events.k8s.io",
+    "policy",
+    "rbac.authorization.k8s.io",
+    "admissionregistration.k8s.io",
+    "coordination.k8s.io",
+    "apiextensions.k8s.io",
+)
 
 
 @dataclass
