@@ -237,20 +237,25 @@ async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, r
     await reader.readexactly(length)
 
 
-async def drive(port: int, requests: list[bytes], mode: Mode, warmup: float, duration: float) -> list[float]:
-    """Latencies (seconds) of the calls started after ``warmup`` and before ``warmup + duration``.
+async def drive(
+    port: int, requests: list[bytes], mode: Mode, warmup: float, duration: float
+) -> tuple[list[float], int]:
+    """Latencies (seconds) of the calls started after ``warmup`` and before ``warmup + duration``,
+    and the number of calls made in all (warm-up included: the extender's CPU is counted over both).
 
     Closed loop: each connection sends its next call when the previous answer is in. Open loop:
     call ``i`` is due at ``start + i / rate`` and goes out on connection ``i % connections`` as
     soon as both it is due and that connection is free.
     """
     latencies: list[float] = []
+    calls = 0
     start = time.perf_counter() + 0.05
     measure_from = start + warmup
     stop_at = measure_from + duration
     interval = 1.0 / mode.rate if mode.rate else 0.0
 
     async def connection(index: int) -> None:
+        nonlocal calls
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         call = index if interval else index * 7
         while True:
@@ -263,13 +268,14 @@ async def drive(port: int, requests: list[bytes], mode: Mode, warmup: float, dur
             if sent >= stop_at:
                 break
             await exchange(reader, writer, requests[call % len(requests)])
+            calls += 1
             if sent >= measure_from:
                 latencies.append(time.perf_counter() - sent)
             call += mode.connections if interval else 1
         writer.close()
 
     await asyncio.gather(*(connection(c) for c in range(mode.connections)))
-    return latencies
+    return latencies, calls
 
 
 def loadgen_main(args: tuple[int, list[bytes], Mode, float, float], out: Any) -> None:
@@ -342,9 +348,10 @@ class Figures:
     p99: float
     p999: float
     samples: int
+    capacity: float  # calls per CPU-second of the extender process
 
     @classmethod
-    def of(cls, latencies: list[float], duration: float) -> Figures:
+    def of(cls, latencies: list[float], duration: float, capacity: float) -> Figures:
         ms = sorted(x * 1000 for x in latencies) or [float("nan")]
         return cls(
             len(latencies) / duration,
@@ -352,6 +359,7 @@ class Figures:
             percentile(ms, 0.99),
             percentile(ms, 0.999),
             len(latencies),
+            capacity,
         )
 
     @classmethod
@@ -365,12 +373,13 @@ class Figures:
             mid([r.p99 for r in runs]),
             mid([r.p999 for r in runs]),
             int(mid([r.samples for r in runs])),
+            mid([r.capacity for r in runs]),
         )
 
     def line(self) -> str:
         return (
             f"{self.rate:7.0f} req/s  p50 {self.p50:6.3f} ms  p99 {self.p99:6.3f} ms  "
-            f"p999 {self.p999:6.3f} ms  (n={self.samples})"
+            f"p999 {self.p999:6.3f} ms  (n={self.samples})  capacity {self.capacity:6.0f} req/cpu-s"
         )
 
 
@@ -448,22 +457,41 @@ async def launcher_side() -> tuple[DemandBook, web.AppRunner, int]:
     return book, runner, runner.addresses[0][1]
 
 
-def run_load(port: int, requests: list[bytes], mode: Mode, warmup: float, duration: float) -> Figures:
-    """One measurement: a fresh load-generator process on the other CPUs."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads), from ``/proc/<pid>/stat``; 0 elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_load(
+    port: int, requests: list[bytes], mode: Mode, warmup: float, duration: float, server_pid: int
+) -> Figures:
+    """One measurement: a fresh load-generator process on the other CPUs.
+
+    Besides client-side latency, the extender's own CPU time over the run gives its capacity on
+    one core (calls per CPU-second): the figure that does not depend on whether the load
+    generator, sharing a small machine, could keep the extender's core busy.
+    """
     ctx = mp.get_context("fork")
     out = ctx.Queue()
     process = ctx.Process(target=loadgen_main, args=((port, requests, mode, warmup, duration), out))
+    cpu_before = cpu_seconds(server_pid)
     process.start()
     try:
-        latencies: list[float] = out.get(timeout=warmup + duration + 60)
+        latencies, calls = out.get(timeout=warmup + duration + 60)
     finally:
         process.join(10)
-    return Figures.of(latencies, duration)
+    cpu = cpu_seconds(server_pid) - cpu_before
+    return Figures.of(latencies, duration, calls / cpu if cpu > 0 else float("nan"))
 
 
 def measure(
     label: str,
     port: int,
+    server_pid: int,
     requests: list[bytes],
     modes: Sequence[Mode],
     runs: int,
@@ -474,7 +502,7 @@ def measure(
     results: dict[str, list[Figures]] = {mode.label: [] for mode in modes}
     for run in range(runs):
         for mode in modes:
-            figures = run_load(port, requests, mode, warmup, duration)
+            figures = run_load(port, requests, mode, warmup, duration, server_pid)
             results[mode.label].append(figures)
             print(f"   run {run + 1} {label} {mode.label:15s} {figures.line()}", flush=True)
     medians = {name: Figures.median(found) for name, found in results.items()}
@@ -517,11 +545,27 @@ async def bench_size(nodes: int, args: argparse.Namespace) -> None:
                         Mode("saturate", args.connections),
                     ]
                     await asyncio.to_thread(
-                        measure, label, port, requests, modes, args.runs, args.warmup, args.duration
+                        measure,
+                        label,
+                        port,
+                        extender.pid,
+                        requests,
+                        modes,
+                        args.runs,
+                        args.warmup,
+                        args.duration,
                     )
                 else:  # not a target: one short serial run per repetition
                     await asyncio.to_thread(
-                        measure, label, port, requests, [Mode("serial", 1)], args.runs, 0.5, args.duration / 2
+                        measure,
+                        label,
+                        port,
+                        extender.pid,
+                        requests,
+                        [Mode("serial", 1)],
+                        args.runs,
+                        0.5,
+                        args.duration / 2,
                     )
             lat = await demand_latency(api_url, book, args.demand_pods)
             ms = sorted(x * 1000 for x in lat)

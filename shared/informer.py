@@ -12,7 +12,6 @@ including deletions missed while disconnected.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
@@ -21,6 +20,7 @@ import orjson
 
 from shared.backoff import Backoff
 from shared.logs import get_logger
+from shared.tasks import cancel_and_wait
 
 Obj = dict[str, Any]
 ListFunc = Callable[..., Awaitable[Any]]
@@ -128,10 +128,7 @@ class Informer:
         """Cancel the loop and wait for it; safe to call twice."""
         self._stopping = True
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     async def run(self) -> None:
         """List, then watch forever; only cancellation ends it."""

@@ -13,7 +13,6 @@ I/O shell that fetches, caches and refreshes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -26,6 +25,7 @@ from launcher.model import ON_DEMAND, SPOT, InstanceType, Offering
 from shared import eks, labels
 from shared.logs import get_logger
 from shared.resources import GPU_NVIDIA, Resources
+from shared.tasks import cancel_and_wait
 
 log = get_logger(__name__)
 
@@ -327,10 +327,7 @@ class InstanceCatalogue:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     async def _run(self) -> None:
         last_full = 0.0

@@ -23,6 +23,7 @@ from launcher.demand.book import DemandBook
 from shared.demand import Heartbeat, decode, encode
 from shared.errors import FieldError, ValidationError
 from shared.logs import get_logger
+from shared.tasks import cancel_and_wait
 
 PATH: Final = "/v1/demand"
 SOURCE_NAME: Final = "launcher"
@@ -62,11 +63,8 @@ class DemandServer:
 
     async def stop(self) -> None:
         """Stop sweeping and close every stream (extenders reconnect to whoever serves next)."""
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-            self._sweeper = None
+        sweeper, self._sweeper = self._sweeper, None
+        await cancel_and_wait(sweeper)
         for ws in list(self._sockets):
             await ws.close(code=WSCloseCode.GOING_AWAY, message=b"launcher shutting down")
 
@@ -92,9 +90,7 @@ class DemandServer:
         try:
             source = await self._serve(ws, request.remote)
         finally:
-            heartbeats.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeats
+            await cancel_and_wait(heartbeats)
             self._sockets.discard(ws)
             if source is not None:
                 self.book.disconnected(source, self.clock())

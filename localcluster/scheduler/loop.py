@@ -28,6 +28,7 @@ from shared.errors import FieldError
 from shared.informer import Informer, Obj
 from shared.logs import get_logger
 from shared.pods import is_terminal
+from shared.tasks import cancel_and_wait
 
 from .cache import ClusterCache, NodeInfo, PodUsage
 from .config import SchedulerConfig
@@ -185,10 +186,7 @@ class Scheduler:
     async def stop(self) -> None:
         """Stop scheduling and watching; in-flight API writes are cancelled."""
         task, self._loop_task = self._loop_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         await self._nodes.stop()
         await self._pods.stop()
         pending = list(self._tasks)

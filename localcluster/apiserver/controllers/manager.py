@@ -7,7 +7,6 @@ burst of pod updates costs one ReplicaSet reconcile, not one per pod.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from localcluster.apiserver.controllers.garbage import (
     collect_dependents,
@@ -19,6 +18,7 @@ from localcluster.apiserver.objects import controller_of
 from localcluster.apiserver.service import API, DEPLOY_KEY, NS_KEY, PDB_KEY, POD_KEY, RS_KEY
 from localcluster.apiserver.store import DELETED, Event
 from shared.logs import get_logger
+from shared.tasks import cancel_and_wait
 
 log = get_logger(__name__)
 NODE_KEY = ("", "nodes")
@@ -43,11 +43,8 @@ class ControllerManager:
         self._task = asyncio.create_task(self._run(), name="apiserver-controllers")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
 
     def _on_event(self, event: Event) -> None:
         obj = event.obj
