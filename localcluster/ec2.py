@@ -10,6 +10,7 @@ plus EKS-optimized AMIs (x86_64 and arm64) behind their SSM parameters.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import urllib.request
@@ -163,7 +164,7 @@ class MotoEC2:
         import boto3
 
         iam = boto3.client("iam", **self.client_kwargs())
-        try:
+        with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
             iam.create_role(
                 RoleName=name,
                 AssumeRolePolicyDocument=(
@@ -171,8 +172,6 @@ class MotoEC2:
                     '"Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}'
                 ),
             )
-        except iam.exceptions.EntityAlreadyExistsException:
-            pass
 
     def _register_eks_ami(self, ec2: Any, arch: str) -> str:
         response = ec2.register_image(
