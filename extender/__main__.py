@@ -7,16 +7,16 @@ import sys
 
 from extender import runtime
 from extender.config import ENV_PREFIX, ExtenderConfig
-from extender.service import ExtenderService, kubernetes_client
+from extender.service import ExtenderService
 from shared.config import config_from_args
 from shared.errors import ValidationError
+from shared.kubeclient import api_client
 from shared.logs import configure_logging
 
 
 async def _main(config: ExtenderConfig) -> None:
-    api_client = await kubernetes_client(config)
-    async with api_client:
-        await ExtenderService(config, api_client, manage_heap=True).run_until_signal()
+    async with await api_client(config.kubeconfig or None) as api:
+        await ExtenderService(config, api, manage_heap=True).run_until_terminated()
 
 
 def main(argv: list[str] | None = None) -> int:

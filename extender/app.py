@@ -57,7 +57,6 @@ class ExtenderApp:
         self.clock = clock
         # (uid, resourceVersion) -> (cpu, memory): prioritize follows filter for the same pod.
         self._pod_requests: dict[tuple[str, str], tuple[int, int]] = {}
-        self._priorities = protocol.PriorityListEncoder()
         # prioritize usually gets the very bytes filter got for the same pod: parse them once.
         self._recent: RecentBodies[protocol.ExtenderArgs] = RecentBodies()
 
@@ -104,8 +103,7 @@ class ExtenderApp:
         except (FieldError, ValidationError, TypeError, ValueError, AttributeError) as exc:
             return self._bad_request("prioritize", f"Pod: {exc}", started)
         try:
-            scores = self.cache.table.scores(names, cpu, memory, self.clock(), self.expiry_window)
-            body = self._priorities.encode(names, scores)
+            body = self.cache.table.priority_list(names, cpu, memory, self.clock(), self.expiry_window)
         except Exception as exc:
             _log.exception("extender.prioritize_failed", error=repr(exc))
             body = protocol.priority_list(names, [0] * len(names))

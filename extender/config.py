@@ -21,6 +21,13 @@ class ServerConfig:
     prefix: str = field(default="/jitnode", metadata={"help": "urlPrefix kube-scheduler calls (…/filter)"})
     max_body_bytes: int = field(default=16 * 2**20, metadata={"help": "larger request bodies get a 400"})
     shutdown_grace: Seconds = field(default=10.0, metadata={"help": "time to finish in-flight calls"})
+    tls_cert_file: str = field(
+        default="", metadata={"help": "PEM serving certificate (chain); empty: plain HTTP"}
+    )
+    tls_key_file: str = field(default="", metadata={"help": "PEM private key (empty: in tls_cert_file)"})
+    tls_reload_interval: Seconds = field(
+        default=5.0, metadata={"help": "how often to check the certificate files for a renewal (0: never)"}
+    )
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,12 @@ class ExtenderMetrics:
             "Filter calls whose shortfall prediction was skipped because the queue was full.",
             registry=self.registry,
         )
+        self.tls_reloads = Counter(
+            "jitnode_extender_tls_reloads",
+            "Serving-certificate reloads after the files changed, by outcome (ok, failed).",
+            ["outcome"],
+            registry=self.registry,
+        )
         # Children bound once: the request path then skips the label lookup.
         self.latency_by_verb = {verb: self.latency.labels(verb) for verb in VERBS}
         self.requests_by = {

@@ -31,6 +31,7 @@ from shared.errors import FieldError, ValidationError
 from shared.logs import get_logger
 from shared.pods import NODE_NAME_FIELD, SchedulingNeeds, scheduling_needs
 from shared.taints import parse_taints, untolerated_taints
+from shared.tasks import cancel_and_wait
 
 _log = get_logger(__name__)
 # Labels unique to one node: a shape selecting on them is judged node by node, not per group.
@@ -116,10 +117,7 @@ class Predictor:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     async def run(self) -> None:
         while True:

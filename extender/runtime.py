@@ -20,13 +20,14 @@ that, and are dealt with here rather than in the request path:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
+import os
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Final
 
 from shared.logs import get_logger
+from shared.tasks import cancel_and_wait
 
 _log = get_logger(__name__)
 
@@ -35,8 +36,15 @@ _log = get_logger(__name__)
 GEN0_THRESHOLD: Final = 20_000
 
 
+# Set to "asyncio" to run on the standard loop even where uvloop is installed (to compare, or
+# to rule uvloop out while debugging).
+LOOP_ENV: Final = "JITNODE_EVENT_LOOP"
+
+
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop's loop constructor when uvloop is installed, else None (the standard loop)."""
+    if os.environ.get(LOOP_ENV, "").lower() == "asyncio":
+        return None
     try:
         import uvloop
     except ImportError:
@@ -83,10 +91,7 @@ class HeapFreezer:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     async def run(self) -> None:
         await self.loaded()

@@ -1,5 +1,6 @@
 """The extender process: informers feed the cache and the demand tracker, aiohttp serves the
-scheduler, the predictor and the demand stream run beside them.
+scheduler and the admission webhook (HTTPS when a certificate is configured, reloaded in place),
+the predictor and the demand stream run beside them.
 
 Shutdown order matters for a graceful SIGTERM: first stop accepting requests and let in-flight
 ones finish (the scheduler retries elsewhere or ignores us: ``ignorable: true``), then stop the
@@ -10,38 +11,29 @@ clean close rather than a timeout.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import signal
 import socket
 import ssl
 from pathlib import Path
 
 from aiohttp import web
 from kubernetes_asyncio import client as k8s
-from kubernetes_asyncio import config as k8s_config
 
 from extender.app import ExtenderApp
 from extender.cache import ClusterCache, NodeEvents, PodEvents
 from extender.config import ExtenderConfig
 from extender.demand import DemandTracker
 from extender.metrics import ExtenderMetrics
+from extender.namespaces import NamespaceLabels
 from extender.predict import Predictor
 from extender.runtime import HeapFreezer
 from extender.stream import DemandStream
+from extender.webhook import webhook_routes
 from shared.informer import Fanout, Informer
 from shared.logs import get_logger
+from shared.process import until_terminated
+from shared.servingcert import ServingCertificate
 
 _log = get_logger(__name__)
-
-
-async def kubernetes_client(config: ExtenderConfig) -> k8s.ApiClient:
-    """An API client from the kubeconfig file, else the in-cluster service account."""
-    if config.kubeconfig:
-        configuration = k8s.Configuration()
-        await k8s_config.load_kube_config(config_file=config.kubeconfig, client_configuration=configuration)
-        return k8s.ApiClient(configuration)
-    k8s_config.load_incluster_config()  # type: ignore[no-untyped-call]
-    return k8s.ApiClient()
 
 
 def stream_ssl_context(config: ExtenderConfig) -> ssl.SSLContext | None:
@@ -88,6 +80,21 @@ class ExtenderService:
             name="pods",
             watch_timeout=config.watch_timeout,
         )
+        # Small and rarely changing: the webhook's opt-in check reads it, never the API.
+        self.namespace_labels = NamespaceLabels()
+        self.namespaces = Informer(
+            core.list_namespace, self.namespace_labels, name="namespaces", watch_timeout=config.watch_timeout
+        )
+        self.certificate = (
+            ServingCertificate(
+                config.server.tls_cert_file,
+                config.server.tls_key_file,
+                interval=config.server.tls_reload_interval,
+                on_reload=lambda outcome: self.metrics.tls_reloads.labels(outcome).inc(),
+            )
+            if config.server.tls_cert_file
+            else None
+        )
         self.http = ExtenderApp(
             self.cache,
             self.metrics,
@@ -103,17 +110,34 @@ class ExtenderService:
         self.port = 0
 
     async def synced(self) -> None:
-        """Return once both informers have listed (bound it with ``asyncio.timeout``)."""
+        """Return once every informer has listed (bound it with ``asyncio.timeout``)."""
         await self.nodes.wait_synced()
         await self.pods.wait_synced()
+        await self.namespaces.wait_synced()
 
     def ready(self) -> bool:
         """Caches synced and, when a launcher is configured, the demand stream connected."""
-        if self._stopping or not (self.nodes.has_synced and self.pods.has_synced):
+        if self._stopping or not (
+            self.nodes.has_synced and self.pods.has_synced and self.namespaces.has_synced
+        ):
             return False
         return self.stream is None or self.stream.connected
 
+    @property
+    def scheme(self) -> str:
+        return "https" if self.certificate is not None else "http"
+
+    def build_app(self) -> web.Application:
+        """Extender verbs, probes and metrics, plus the admission webhook (``POST /mutate``)."""
+        app = self.http.build()
+        app.add_routes(webhook_routes(self.namespace_labels.get, lambda: self.namespaces.has_synced))
+        return app
+
     async def start(self) -> None:
+        ssl_context: ssl.SSLContext | None = None
+        if self.certificate is not None:  # first: a bad certificate fails the start, not a call
+            await self.certificate.load()
+            ssl_context = self.certificate.context
         if self.config.stream.url:
             token = ""
             if self.config.stream.token_file:
@@ -132,41 +156,46 @@ class ExtenderService:
             self.stream.start()
         self.nodes.start()
         self.pods.start()
+        self.namespaces.start()
         if self.config.prediction.enabled:
             self.predictor.start()
         if self.heap is not None:
             self.heap.start()
         self._runner = web.AppRunner(
-            self.http.build(), shutdown_timeout=self.config.server.shutdown_grace, access_log=None
+            self.build_app(), shutdown_timeout=self.config.server.shutdown_grace, access_log=None
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.server.host, self.config.server.port)
+        site = web.TCPSite(
+            self._runner, self.config.server.host, self.config.server.port, ssl_context=ssl_context
+        )
         await site.start()
         self.port = self._runner.addresses[0][1]
-        _log.info("extender.started", port=self.port, prefix=self.config.server.prefix)
+        if self.certificate is not None:
+            self.certificate.start()
+        _log.info("extender.started", port=self.port, scheme=self.scheme, prefix=self.config.server.prefix)
 
     async def stop(self) -> None:
         self._stopping = True
         if self._runner is not None:
             await self._runner.cleanup()  # stops listening, waits for in-flight requests
             self._runner = None
+        if self.certificate is not None:
+            await self.certificate.stop()
         if self.heap is not None:
             await self.heap.stop()
         await self.predictor.stop()
+        await self.namespaces.stop()
         await self.pods.stop()
         await self.nodes.stop()
         if self.stream is not None:
             await self.stream.stop()
         _log.info("extender.stopped")
 
-    async def run_until_signal(self) -> None:
-        """Start, serve until SIGTERM or SIGINT, stop gracefully."""
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, stop.set)
+    async def run_until_terminated(self) -> None:
+        """Start, serve until SIGTERM or SIGINT, stop gracefully (readiness goes false first)."""
         await self.start()
-        await stop.wait()
-        _log.info("extender.stopping")
-        await self.stop()
+        try:
+            await until_terminated()
+            _log.info("extender.stopping")
+        finally:
+            await self.stop()

@@ -24,6 +24,7 @@ from shared.backoff import Backoff
 from shared.demand import Heartbeat, Message, PodDemand, Snapshot, Upsert, Withdraw, decode, encode
 from shared.errors import FieldError, ValidationError
 from shared.logs import get_logger
+from shared.tasks import cancel_and_wait
 
 _log = get_logger(__name__)
 
@@ -102,10 +103,8 @@ class DemandStream:
                 await self._flush(ws)
                 await ws.close()
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
+        _log.info("demand_stream.closed", url=self.url, seq=self._seq)
 
     async def run(self) -> None:
         headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
@@ -157,9 +156,8 @@ class DemandStream:
             try:
                 await self._send_loop(ws, receiver)
             finally:
-                receiver.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await receiver
+                with contextlib.suppress(Exception):  # the connection is gone either way
+                    await cancel_and_wait(receiver)
 
     async def _send_loop(self, ws: aiohttp.ClientWebSocketResponse, receiver: asyncio.Task[None]) -> None:
         next_beat = time.monotonic() + self.heartbeat_interval

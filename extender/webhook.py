@@ -10,6 +10,10 @@ MutatingWebhookConfiguration uses ``failurePolicy: Ignore`` for when we are not 
 
 Decisions, in order (the first that applies wins):
 
+* the namespace cache has not finished its first list (a replica just started): no patch and a
+  warning, exactly what the API server does when the webhook is down (``failurePolicy:
+  Ignore``). A replica that has not listed cannot vouch for any namespace; the pod keeps the
+  default scheduler and still gets capacity through the unschedulable watch;
 * not a CREATE of a core/v1 Pod: no patch (``schedulerName`` is immutable after creation);
 * the pod is already bound (``spec.nodeName`` set): no patch, no scheduler will see it;
 * the pod's annotation ``jitnode.io/scheduling: disabled``: no patch (per-pod opt-out);
@@ -110,11 +114,23 @@ def _answer(uid: str, *, patch: list[Any] | None = None, warning: str | None = N
     return {"apiVersion": REVIEW_API_VERSION, "kind": REVIEW_KIND, "response": response}
 
 
-def webhook_routes(get_namespace_labels: NamespaceLabels) -> list[web.RouteDef]:
+NOT_SYNCED_WARNING: Final = "jitnode webhook: namespace cache not synced yet; pod unchanged"
+
+
+def not_synced(review: Any) -> dict[str, Any]:
+    """The answer while the namespace cache is still listing: allowed, no patch, a warning."""
+    request = review.get("request") if isinstance(review, Mapping) else None
+    uid = request.get("uid") if isinstance(request, Mapping) else None
+    return _answer(uid if isinstance(uid, str) else "", warning=NOT_SYNCED_WARNING)
+
+
+def webhook_routes(
+    get_namespace_labels: NamespaceLabels, synced: Callable[[], bool] = lambda: True
+) -> list[web.RouteDef]:
     """``POST /mutate`` for the extender's app; labels come from the extender's namespace cache.
 
     ``get_namespace_labels(name)`` must be cheap and non-blocking (a dict lookup) and return
-    ``None`` for a namespace it does not know.
+    ``None`` for a namespace it does not know; ``synced()`` says whether the cache has listed.
     """
 
     async def handle(request: web.Request) -> web.Response:
@@ -124,7 +140,11 @@ def webhook_routes(get_namespace_labels: NamespaceLabels) -> list[web.RouteDef]:
         except (orjson.JSONDecodeError, web.HTTPException) as exc:
             _log.warning("webhook.malformed_review", error=repr(exc))
             review = None
-        answer = _respond(review, get_namespace_labels)
+        if synced():
+            answer = _respond(review, get_namespace_labels)
+        else:
+            _log.warning("webhook.cache_not_synced")
+            answer = not_synced(review)
         return web.Response(body=orjson.dumps(answer), content_type="application/json")
 
     return [web.post(MUTATE_PATH, handle)]

@@ -21,6 +21,9 @@ class ServerSettings:
     port: int = field(default=8443, metadata={"help": "listen port"})
     tls_cert_file: str | None = field(default=None, metadata={"help": "PEM certificate; plain HTTP if unset"})
     tls_key_file: str | None = field(default=None, metadata={"help": "PEM private key"})
+    tls_reload_interval: Seconds = field(
+        default=5.0, metadata={"help": "how often to check the certificate files for a renewal (0: never)"}
+    )
     demand_token_file: str | None = field(
         default=None, metadata={"help": "file holding the bearer token extenders must present"}
     )
@@ -44,6 +47,9 @@ class AWSConfig:
     region: str = "us-east-1"
     endpoint_url: str | None = field(default=None, metadata={"help": "EC2/SSM/IAM endpoint override (tests)"})
     zones: tuple[str, ...] = field(default=(), metadata={"help": "limit the catalogue to these zones"})
+    instance_types: tuple[str, ...] = field(
+        default=(), metadata={"help": "limit the catalogue to these instance types (empty: all)"}
+    )
     pricing_api: bool = field(default=True, metadata={"help": "ask the Pricing API (else the bundled table)"})
     catalogue_refresh: Seconds = 3600.0
     spot_price_refresh: Seconds = 300.0

@@ -1,10 +1,14 @@
 """The launcher process: everything it runs, started and stopped as one.
 
-Every replica serves the demand stream, health and metrics and keeps its informers warm, so a
-new leader starts with a full picture. Only the Lease holder acts: it keeps the warm launch
-templates current, plans, launches, tracks claims, collects leaks and disrupts. The leader also
-labels its own Pod ``jitnode.io/launcher-leader=true``, which the launcher Service selects on,
-so the extenders' demand streams always reach the replica that acts on them.
+Every replica serves health and metrics and keeps its informers and the instance catalogue
+warm, so a new leader starts with a full picture and plans at once. Only the Lease holder
+acts: it keeps the warm launch templates current, plans, launches, tracks claims, collects
+leaks and disrupts. The leader also labels its own Pod
+``jitnode.io/launcher-leader=true``, which the launcher Service selects on, so the extenders'
+demand streams reach the replica that acts on them. Only the leader accepts demand streams
+(others answer 503), and one that loses the Lease closes its streams: a Service stops
+selecting a Pod for new connections but leaves open ones alone, so without this the new leader
+would never hear the demand (found by the rollout drill, ``tests/e2e/test_rollout.py``).
 
 Graceful SIGTERM: stop leading (cancel the leader's work and release the Lease so another
 replica takes over at once), close the demand streams (extenders reconnect to the new leader
@@ -17,7 +21,6 @@ import asyncio
 import contextlib
 import os
 import socket
-import ssl
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -50,6 +53,7 @@ from launcher.provisioning.provisioner import Provisioner, ProvisionerSettings
 from launcher.state import LauncherState
 from shared.events import EventRecorder
 from shared.logs import get_logger
+from shared.servingcert import ServingCertificate
 
 log = get_logger("launcher.service")
 LEADER_LABEL = "jitnode.io/launcher-leader"
@@ -91,12 +95,17 @@ class LauncherService:
         cluster = config.cluster
         self.state = LauncherState(api)
         self.book = DemandBook()
-        self.demand_server = DemandServer(self.book, token=read_token(config.server.demand_token_file))
+        # Only the leader takes demand streams: one held by a replica that lost the Lease would
+        # starve the new leader (the Service stops selecting it, but open connections stay).
+        self.demand_server = DemandServer(
+            self.book, token=read_token(config.server.demand_token_file), accepting=self._is_leading
+        )
         self.catalogue_source = InstanceCatalogue(
             clients,
             CatalogueSettings(
                 region=config.aws.region,
                 zones=config.aws.zones or None,
+                instance_types=config.aws.instance_types or None,
                 refresh_period=config.aws.catalogue_refresh,
                 spot_refresh_period=config.aws.spot_price_refresh,
                 pricing_api=config.aws.pricing_api,
@@ -148,6 +157,7 @@ class LauncherService:
                 coalesce_max=config.provisioning.coalesce_max,
                 replan_interval=config.provisioning.replan_interval,
             ),
+            nodeclass_zones=self.nodeclass_zones,
         )
         self.disruption = DisruptionController(
             state=self.state,
@@ -158,6 +168,7 @@ class LauncherService:
             catalogue=self.catalogue.get,
             pending=self.book.current,
             replacer=ClaimReplacer(NodeClaimWriter(api), on_created=self.claims.enqueue),
+            nodeclass_zones=self.nodeclass_zones,
         )
         self.collector = LeakCollector(
             state=self.state,
@@ -185,6 +196,20 @@ class LauncherService:
         self._runner: web.AppRunner | None = None
         self._election: asyncio.Task[None] | None = None
         self.url = ""
+        server = config.server
+        # Renewed certificates (a Secret updated in place) are served without a restart.
+        self.certificate = (
+            ServingCertificate(
+                server.tls_cert_file, server.tls_key_file or "", interval=server.tls_reload_interval
+            )
+            if server.tls_cert_file
+            else None
+        )
+
+    def nodeclass_zones(self, nodeclass: str) -> frozenset[str] | None:
+        """The zones of the NodeClass's resolved subnets (None until it resolves): pools offer only these."""
+        resolved = self.templates.resolved(nodeclass)
+        return resolved.zones if resolved is not None else None
 
     # HTTP -----------------------------------------------------------------------------------
 
@@ -200,35 +225,40 @@ class LauncherService:
         return web.json_response({"status": "ok"})
 
     async def _readyz(self, request: web.Request) -> web.Response:
-        """Ready once the informers have synced: a follower is ready too (it may lead next)."""
-        if not self.state.has_synced:
+        """Ready once the informers have synced and the instance catalogue is warm.
+
+        A follower is ready too (it may lead next), but only warm: a rollout stops the old leader
+        as soon as its replacement is ready, and a cold new leader would plan nothing until its
+        first catalogue refresh (10-20 s on a busy machine; found by the rollout drill).
+        """
+        if not self.state.has_synced or not self.catalogue_source.cached():
             return web.json_response({"status": "syncing"}, status=503)
         return web.json_response({"status": "ok", "leader": self.leading.is_set()})
 
     async def _metrics(self, request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    def _ssl(self) -> ssl.SSLContext | None:
-        server = self.config.server
-        if not server.tls_cert_file:
-            return None
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(server.tls_cert_file, server.tls_key_file)
-        return context
-
     # Lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> str:
         """Start serving and campaigning; returns the URL the demand stream is served at."""
+        if self.certificate is not None:
+            await self.certificate.load()  # a bad certificate fails the start, before anything runs
         await self.clients.open()
         self.state.start()
+        self.catalogue_source.start()
         self.demand_server.start()
         self._runner = web.AppRunner(self.build_app(), shutdown_timeout=self.config.server.shutdown_grace)
         await self._runner.setup()
         site = web.TCPSite(
-            self._runner, self.config.server.host, self.config.server.port, ssl_context=self._ssl()
+            self._runner,
+            self.config.server.host,
+            self.config.server.port,
+            ssl_context=self.certificate.context if self.certificate is not None else None,
         )
         await site.start()
+        if self.certificate is not None:
+            self.certificate.start()
         addresses = self._runner.addresses
         port = int(addresses[0][1]) if addresses else self.config.server.port
         scheme = "https" if self.config.server.tls_cert_file else "http"
@@ -251,6 +281,9 @@ class LauncherService:
         await self.demand_server.stop()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self.certificate is not None:
+            await self.certificate.stop()
+        await self.catalogue_source.stop()
         await self.state.stop()
         await self.clients.close()
         log.info("launcher stopped", identity=self.identity)
@@ -262,8 +295,9 @@ class LauncherService:
         try:
             await self._set_leader_label(True)
             await self.state.wait_synced()
-            await self.catalogue_source.refresh()
-            self.catalogue_source.start()
+            # Every replica keeps the catalogue warm (see start): a new leader plans at once
+            # instead of spending its first seconds fetching ~1,400 instance types.
+            await self.catalogue_source.wait_refreshed()
             await self._sync_templates()
             await self.catalogue.refresh()
             work: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = [
@@ -284,9 +318,13 @@ class LauncherService:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.disruption.stop()  # its drains run as tasks of their own
-            await self.catalogue_source.stop()
             with contextlib.suppress(Exception):
                 await self._set_leader_label(False)
+            # Extenders still streaming here must reconnect, to reach the new leader.
+            await self.demand_server.close_streams("leadership lost")
+
+    def _is_leading(self) -> bool:
+        return self.leading.is_set()
 
     async def _sync_templates(self) -> None:
         await self.provider.sync(self.state.nodeclasses().values(), self.state.nodepools().values())

@@ -253,6 +253,7 @@ class InstanceCatalogue:
         self._spot: dict[tuple[str, str], float] = {}
         self.on_demand_source = ""
         self.refreshed_at = 0.0
+        self.fully_refreshed_at: float | None = None  # monotonic time of the last full refresh
         self._lock = asyncio.Lock()
         self._changed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
@@ -282,6 +283,7 @@ class InstanceCatalogue:
             )
             self.on_demand_source = source
             await self._rebuild()
+            self.fully_refreshed_at = time.monotonic()
             log.info(
                 "instance catalogue refreshed",
                 types=len(self._types),
@@ -330,14 +332,18 @@ class InstanceCatalogue:
         await cancel_and_wait(task)
 
     async def _run(self) -> None:
-        last_full = 0.0
         while True:
-            now = time.monotonic()
-            full = not self._types or now - last_full >= self.settings.refresh_period
+            # Measured from the last full refresh, wherever it came from: a leader refreshes
+            # before starting this loop, which must not fetch everything again at once.
+            last_full = self.fully_refreshed_at
+            full = (
+                not self._types
+                or last_full is None
+                or time.monotonic() - last_full >= self.settings.refresh_period
+            )
             try:
                 if full:
                     await self.refresh()
-                    last_full = time.monotonic()
                 else:
                     await self.refresh_spot_prices()
                 delay = min(self.settings.refresh_period, self.settings.spot_refresh_period)

@@ -42,8 +42,12 @@ class DemandServer:
         idle_timeout: float | None = None,
         max_message_bytes: int = 64 * 2**20,
         clock: Callable[[], float] = time.monotonic,
+        accepting: Callable[[], bool] = lambda: True,
     ) -> None:
+        """``accepting``: whether new streams are taken now (a launcher: while it leads); when
+        not, a stream gets a 503 and the extender retries through the Service."""
         self.book = book
+        self.accepting = accepting
         self._token = token.encode() if token else None
         self.heartbeat_interval = heartbeat_interval
         self.idle_timeout = idle_timeout if idle_timeout is not None else 3 * heartbeat_interval
@@ -65,8 +69,12 @@ class DemandServer:
         """Stop sweeping and close every stream (extenders reconnect to whoever serves next)."""
         sweeper, self._sweeper = self._sweeper, None
         await cancel_and_wait(sweeper)
+        await self.close_streams("launcher shutting down")
+
+    async def close_streams(self, reason: str) -> None:
+        """Close every open stream; the extenders reconnect through the Service."""
         for ws in list(self._sockets):
-            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"launcher shutting down")
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=reason.encode())
 
     def _authorized(self, request: web.Request) -> bool:
         if self._token is None:
@@ -82,6 +90,8 @@ class DemandServer:
                 "demand.unauthorized", peer=request.remote, has_header="Authorization" in request.headers
             )
             return web.json_response({"error": "unauthorized: bad or missing bearer token"}, status=401)
+        if not self.accepting():
+            return web.json_response({"error": "not serving demand now: not the leader"}, status=503)
         ws = web.WebSocketResponse(max_msg_size=self.max_message_bytes, receive_timeout=self.idle_timeout)
         await ws.prepare(request)
         self._sockets.add(ws)

@@ -5,7 +5,8 @@ carries the disruption mark (annotation or taint) and has no drain running gets 
 launcher that restarted mid-drain carries on where the mark says. Each round:
 
 1. records ``status.lastPodEventTime`` on a NodeClaim when the set of pods on its node changes
-   (that time starts the ``consolidateAfter`` clock);
+   (that time starts the ``consolidateAfter`` clock; a pod counts until it is gone, see
+   ``podevents``), observed in the same instant as the snapshot the decisions read;
 2. resumes the disruption of every marked node;
 3. asks :func:`~launcher.disruption.decisions.decide` what to start, and for each action marks
    the node (naming its replacement NodeClaims), creates the replacements, and starts a task that
@@ -13,8 +14,8 @@ launcher that restarted mid-drain carries on where the mark says. Each round:
    ``replacement_timeout`` abort the disruption: the mark is removed and a later round decides
    again.
 
-Rounds run on cluster changes, at most every ``min_interval_seconds``, and at least every
-``interval_seconds``.
+Rounds run on cluster changes, at most every ``min_interval_seconds``, at least every
+``interval_seconds``, and when a blocked node's ``consolidateAfter`` runs out.
 """
 
 from __future__ import annotations
@@ -29,15 +30,22 @@ from kubernetes_asyncio import client
 
 from launcher.disruption.decisions import Action, Decisions, Snapshot, decide
 from launcher.disruption.drain import Drainer, DrainSettings, DrainTarget, node_reference
-from launcher.disruption.inputs import claims_by_node, moving_pods, node_info, starting_pods
+from launcher.disruption.inputs import claims_by_node, node_info, starting_pods
 from launcher.disruption.mark import Mark, node_mark
+from launcher.disruption.podevents import PodEventTracker, present_pods
 from launcher.disruption.replacement import ClaimReplacer, ReplacementLauncher
 from launcher.kube import NodeClaimWriter, NodeWriter
 from launcher.model import InstanceType
 from launcher.provisioning.claims import claim_name
-from launcher.provisioning.inputs import daemonset_overhead, in_flight_claims, pool_usage, pool_views
+from launcher.provisioning.inputs import (
+    NodeClassZones,
+    daemonset_overhead,
+    in_flight_claims,
+    pool_usage,
+    pool_views,
+    unknown_zones,
+)
 from launcher.state import LauncherState
-from shared import pods
 from shared.api._fields import format_time
 from shared.api.nodeclaim import INITIALIZED, NodeClaim
 from shared.demand import PodDemand
@@ -75,6 +83,7 @@ class DisruptionController:
         replacer: ReplacementLauncher | None = None,
         settings: DisruptionSettings | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        nodeclass_zones: NodeClassZones = unknown_zones,
     ) -> None:
         self._state = state
         self._claims = claims
@@ -84,6 +93,7 @@ class DisruptionController:
         self._replacer: ReplacementLauncher = replacer or ClaimReplacer(claims)
         self.settings = settings or DisruptionSettings()
         self._now = now
+        self._nodeclass_zones = nodeclass_zones  # replacements only go where subnets are
         self.drainer = Drainer(
             api=api,
             nodes=nodes,
@@ -95,7 +105,7 @@ class DisruptionController:
         )
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self._marks: dict[str, Mark] = {}  # marks written but perhaps not yet in the informer
-        self._pod_sets: dict[str, frozenset[str]] = {}  # nodeclaim -> pods on its node last seen
+        self._pod_events = PodEventTracker()
 
     async def run(self) -> None:
         """Run rounds until cancelled; drains in progress are cancelled with it."""
@@ -103,17 +113,26 @@ class DisruptionController:
         try:
             while True:
                 wake.clear()
+                decisions = Decisions()
                 try:
-                    await self.reconcile_once()
+                    decisions = await self.reconcile_once()
                 except asyncio.CancelledError:
                     raise
                 except Exception as error:
                     log.exception("disruption round failed", error=str(error))
                 await asyncio.sleep(self.settings.min_interval_seconds)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), timeout=self.settings.interval_seconds)
+                    await asyncio.wait_for(wake.wait(), timeout=self._next_round_in(decisions))
         finally:
             await self.stop()
+
+    def _next_round_in(self, decisions: Decisions) -> float:
+        """Seconds until the next round without cluster changes: the resync, or sooner when a
+        node's consolidateAfter runs out before it."""
+        timeout = self.settings.interval_seconds
+        if decisions.recheck_at is not None:
+            timeout = min(timeout, max(0.0, (decisions.recheck_at - self._now()).total_seconds()))
+        return timeout
 
     async def stop(self) -> None:
         for task in self.tasks.values():
@@ -126,9 +145,11 @@ class DisruptionController:
         if not self._state.has_synced:
             return Decisions()
         now = self._now()
-        await self._record_pod_events(now)
+        # No await between observing pod events and the snapshot: both read one informer state.
+        changed = self._observe_pod_events(now)
         self._resume(now)
         snapshot = self.snapshot(now)
+        await self._persist_pod_events(changed, now)
         decisions = decide(snapshot)
         for node, why in decisions.blocked.items():
             log.debug("not disrupted", node=node, why=why)
@@ -154,11 +175,14 @@ class DisruptionController:
                 now,
                 known_mark=self._marks.get(name),
                 replacing=claim_of[name].name in replacing if name in claim_of else False,
+                pod_event=self._pod_events.last_event(claim_of[name]) if name in claim_of else None,
             )
             for name, node in nodes.items()
         ]
         pools = self._state.nodepools()
-        views = pool_views(pools, daemonset_overhead(nodes, by_node), pool_usage(claims, catalogue))
+        views = pool_views(
+            pools, daemonset_overhead(nodes, by_node), pool_usage(claims, catalogue), self._nodeclass_zones
+        )
         pending = self._pending()
         return Snapshot(
             nodes=infos,
@@ -178,24 +202,22 @@ class DisruptionController:
                 names.update(mark.replacements)
         return names
 
-    async def _record_pod_events(self, now: datetime) -> None:
-        """Stamp ``lastPodEventTime`` on claims whose node gained or lost a pod since last round."""
+    def _observe_pod_events(self, now: datetime) -> list[str]:
+        """Claims whose node gained or lost a pod since last round (not those being deleted)."""
         by_node = self._state.pods_by_node()
         claim_of = claims_by_node(self._state.nodeclaims().values(), self._state.nodes())
-        seen: set[str] = set()
-        for node_name, claim in claim_of.items():
-            seen.add(claim.name)
-            current = frozenset(pods.pod_uid(p) for p in moving_pods(by_node.get(node_name, [])))
-            previous = self._pod_sets.get(claim.name)
-            self._pod_sets[claim.name] = current
-            if previous is None or previous == current or claim.metadata.deletion_timestamp is not None:
-                continue
+        current = {claim.name: present_pods(by_node.get(node, [])) for node, claim in claim_of.items()}
+        changed = self._pod_events.observe(current, now)
+        deleting = {c.name for c in claim_of.values() if c.metadata.deletion_timestamp is not None}
+        return [name for name in changed if name not in deleting]
+
+    async def _persist_pod_events(self, changed: list[str], now: datetime) -> None:
+        """Stamp ``lastPodEventTime`` so a restarted launcher keeps each node's clock."""
+        for name in changed:
             try:
-                await self._claims.patch_status(claim.name, {"lastPodEventTime": format_time(now)})
+                await self._claims.patch_status(name, {"lastPodEventTime": format_time(now)})
             except Exception as error:
-                log.warning("lastPodEventTime not recorded", nodeclaim=claim.name, error=str(error))
-        for gone in self._pod_sets.keys() - seen:
-            del self._pod_sets[gone]
+                log.warning("lastPodEventTime not recorded", nodeclaim=name, error=str(error))
 
     # Acting ---------------------------------------------------------------------------------
 

@@ -58,8 +58,10 @@ class NodeInfo:
     """A node as the decisions need it; ``nodeclaim``/``nodepool`` are None for foreign nodes.
 
     ``used`` counts every non-terminal pod bound to the node (DaemonSets included);
-    ``last_pod_event`` is when a pod last arrived or left (the claim's ``lastPodEventTime``,
-    else when it became Ready); ``schedulable`` is Ready and not cordoned.
+    ``terminating`` counts pods a drain would move that are being deleted but still run: the
+    node is not empty until they are gone. ``last_pod_event`` is when a pod last arrived or
+    left (the claim's ``lastPodEventTime``, else when it became Ready); ``schedulable`` is Ready
+    and not cordoned.
     """
 
     name: str
@@ -68,6 +70,7 @@ class NodeInfo:
     allocatable: Resources
     used: Resources = NO_RESOURCES
     pods: tuple[PodInfo, ...] = ()
+    terminating: int = 0
     nodeclaim: str | None = None
     nodepool: str | None = None
     created: datetime | None = None
@@ -88,7 +91,7 @@ class NodeInfo:
 
     @property
     def empty(self) -> bool:
-        return not self.pods
+        return not self.pods and not self.terminating
 
     @property
     def disrupting(self) -> bool:
@@ -128,6 +131,9 @@ class Action:
 class Decisions:
     actions: tuple[Action, ...] = ()
     blocked: Mapping[str, str] = field(default_factory=dict)  # node -> why it was not chosen
+    # The earliest time a blocked node's consolidateAfter clock runs out: decide again then,
+    # so a node goes when its time is up rather than at the next periodic round.
+    recheck_at: datetime | None = None
 
 
 def pod_fits(pod: PodDemand, node: NodeInfo, room: Resources) -> bool:
@@ -144,13 +150,22 @@ def expired(node: NodeInfo, now: datetime) -> bool:
     )
 
 
+def consolidatable_at(node: NodeInfo, pool: PoolView) -> datetime | None:
+    """When ``consolidateAfter`` will have passed since the node's last pod event (None: never)."""
+    after = pool.pool.disruption.consolidate_after
+    since = node.last_pod_event or node.created
+    if after is None or since is None:
+        return None
+    try:
+        return since + after
+    except OverflowError:
+        return None
+
+
 def consolidatable_since(node: NodeInfo, pool: PoolView, now: datetime) -> bool:
     """True once ``consolidateAfter`` has passed since the node's last pod event."""
-    after = pool.pool.disruption.consolidate_after
-    if after is None:
-        return False
-    since = node.last_pod_event or node.created
-    return since is not None and now - since >= after
+    at = consolidatable_at(node, pool)
+    return at is not None and now >= at
 
 
 class _Rooms:
@@ -261,8 +276,8 @@ def decide(snapshot: Snapshot) -> Decisions:
     ordered = sorted(candidates, key=lambda n: (len(n.pods), n.used.amount("cpu"), n.name))
     for node in ordered:
         view = snapshot.pools[str(node.nodepool)]
-        if node.name in chosen or node.empty:
-            continue
+        if node.name in chosen or not node.pods:
+            continue  # empty (step 1), or its last pods are terminating: wait until they are gone
         if view.pool.disruption.consolidation_policy != WHEN_EMPTY_OR_UNDERUTILIZED:
             continue
         why = _consolidation_block(node, view, snapshot, rooms, busy)
@@ -278,7 +293,19 @@ def decide(snapshot: Snapshot) -> Decisions:
         budgets.try_take(view.name, UNDERUTILIZED)
         busy.add(view.name)
         choose(action)
-    return Decisions(tuple(actions), blocked)
+    return Decisions(tuple(actions), blocked, _recheck_at(candidates, blocked, snapshot))
+
+
+def _recheck_at(nodes: Iterable[NodeInfo], blocked: Mapping[str, str], snapshot: Snapshot) -> datetime | None:
+    """The earliest future time at which a blocked node's consolidateAfter has passed."""
+    times = [
+        at
+        for node in nodes
+        if node.name in blocked
+        and (at := consolidatable_at(node, snapshot.pools[str(node.nodepool)])) is not None
+        and at > snapshot.now
+    ]
+    return min(times, default=None)
 
 
 def _voluntary_block(node: NodeInfo, view: PoolView, snapshot: Snapshot, rooms: _Rooms) -> str | None:

@@ -15,6 +15,7 @@ from typing import Any
 from launcher.disruption.decisions import NodeInfo, PodInfo
 from launcher.disruption.drain import do_not_disrupt, evictable
 from launcher.disruption.mark import Mark, node_mark
+from launcher.disruption.podevents import recorded_pod_event
 from launcher.lifecycle.decisions import node_is_ready
 from launcher.model import InstanceType
 from shared import labels, pods
@@ -100,16 +101,6 @@ def _requests(pod: Obj) -> Resources:
         return EMPTY
 
 
-def last_pod_event(claim: NodeClaim) -> datetime | None:
-    """``status.lastPodEventTime``, else when the claim became Initialized, else its creation."""
-    if claim.status.last_pod_event_time is not None:
-        return claim.status.last_pod_event_time
-    initialized = claim.condition(INITIALIZED)
-    if initialized is not None and initialized.is_true and initialized.last_transition_time is not None:
-        return initialized.last_transition_time
-    return claim.metadata.creation_timestamp
-
-
 def node_info(
     node: Obj,
     claim: NodeClaim | None,
@@ -119,8 +110,13 @@ def node_info(
     *,
     known_mark: Mark | None = None,
     replacing: bool = False,
+    pod_event: datetime | None = None,
 ) -> NodeInfo:
-    """One node's facts; ``known_mark`` covers a mark we wrote that the informer has not shown yet."""
+    """One node's facts; ``known_mark`` covers a mark we wrote that the informer has not shown yet.
+
+    ``pod_event`` is the node's last pod event as the controller's tracker knows it (see
+    ``podevents``); without it, the time recorded on the claim.
+    """
     meta = node.get("metadata") or {}
     node_labels = {k: str(v) for k, v in (meta.get("labels") or {}).items()}
     try:
@@ -133,6 +129,7 @@ def node_info(
         PodInfo(pod_demand(p), ready=pod_ready(p), do_not_disrupt=do_not_disrupt(p))
         for p in moving_pods(live)
     )
+    terminating = sum(1 for p in live if evictable(p) and (p.get("metadata") or {}).get("deletionTimestamp"))
     deleting = bool(meta.get("deletionTimestamp"))
     info = NodeInfo(
         name=str(meta.get("name")),
@@ -141,6 +138,7 @@ def node_info(
         allocatable=allocatable,
         used=used,
         pods=moving,
+        terminating=terminating,
         schedulable=node_is_ready(node) and not (node.get("spec") or {}).get("unschedulable"),
         do_not_disrupt=do_not_disrupt(node) or replacing,
         mark=node_mark(node, now) or known_mark,
@@ -155,7 +153,7 @@ def node_info(
         nodeclaim=claim.name,
         nodepool=claim.nodepool,
         created=claim.metadata.creation_timestamp,
-        last_pod_event=last_pod_event(claim),
+        last_pod_event=pod_event if pod_event is not None else recorded_pod_event(claim),
         expire_after=claim.expire_after,
         planned_pods=frozenset(claim.pods),
         deleting=deleting or claim.metadata.deletion_timestamp is not None,

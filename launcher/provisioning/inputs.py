@@ -6,7 +6,7 @@ so it is tested without a cluster.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,10 +19,13 @@ from shared.api.nodeclaim import INITIALIZED, NodeClaim
 from shared.api.nodepool import NodePool
 from shared.demand import PodDemand
 from shared.errors import ValidationError
+from shared.requirements import Requirement, Requirements
 from shared.resources import EMPTY, Resources
 from shared.taints import Taint, parse_taints
 
 Obj = Mapping[str, Any]
+# EC2NodeClass name -> the zones of its resolved subnets; None while it is not resolved (unknown).
+NodeClassZones = Callable[[str], frozenset[str] | None]
 # How long a Ready claim's pods are still expected to bind to it rather than need a new node.
 BIND_GRACE = timedelta(seconds=30)
 
@@ -126,7 +129,11 @@ def in_flight_claims(
         if not allocatables:
             continue
         smallest = min(allocatables, key=lambda r: (r.amount("cpu"), r.amount("memory")))
-        room = (smallest - claim.requests).clamp_zero()
+        # Once Ready, the claim is a Node: its real free room is offered there (node_rooms), and
+        # other pods may have taken what this claim was sized for. Counting the nominal room too
+        # covered new pods with room that no longer existed, and they waited out bind_grace
+        # before being planned (found by the rollout drill). Its own planned pods stay covered.
+        room = EMPTY if ready_since is not None else (smallest - claim.requests).clamp_zero()
         out.append(
             InFlightClaim(
                 name=claim.name,
@@ -158,11 +165,38 @@ def pool_usage(claims: Iterable[NodeClaim], catalogue: Mapping[str, InstanceType
     return out
 
 
+def unknown_zones(nodeclass: str) -> frozenset[str] | None:
+    """No NodeClass's zones are known: pools are not narrowed (tests, and before any resolve)."""
+    return None
+
+
+def pool_requirements(pool: NodePool, zones: NodeClassZones = unknown_zones) -> Requirements:
+    """The pool's requirements narrowed to the zones its EC2NodeClass has subnets in.
+
+    CreateFleet can only place an instance in a zone where the NodeClass selected a subnet, so a
+    zone without one is not offered (as in Karpenter); a pod pinned to such a zone is then
+    reported unschedulable instead of being planned onto a claim that can never launch. While
+    the NodeClass is not resolved its zones are unknown and the pool is left as it is (its
+    launches fail on the missing launch template anyway, and are retried).
+    """
+    requirements = pool.requirements()
+    subnet_zones = zones(pool.node_class_ref.name)
+    if subnet_zones is None:
+        return requirements
+    return requirements.intersect(
+        Requirements.of(Requirement(labels.ZONE, "In", tuple(sorted(subnet_zones))))
+    )
+
+
 def pool_views(
-    pools: Mapping[str, NodePool], overhead: Mapping[str, Resources], usage: Mapping[str, Resources]
+    pools: Mapping[str, NodePool],
+    overhead: Mapping[str, Resources],
+    usage: Mapping[str, Resources],
+    zones: NodeClassZones = unknown_zones,
 ) -> list[PoolView]:
+    """The planner's view of each pool; ``zones`` gives each EC2NodeClass's subnet zones."""
     return [
-        PoolView(pool, pool.requirements(), overhead.get(name, EMPTY), usage.get(name, EMPTY))
+        PoolView(pool, pool_requirements(pool, zones), overhead.get(name, EMPTY), usage.get(name, EMPTY))
         for name, pool in sorted(pools.items())
     ]
 
@@ -174,15 +208,19 @@ def build_plan(
     catalogue: Mapping[str, InstanceType],
     unavailable: UnavailableOfferings,
     extra_claims: Sequence[NodeClaim] = (),
+    zones: NodeClassZones = unknown_zones,
 ) -> tuple[Plan, dict[str, NodePool]]:
     """Plan for ``demand`` against the cluster as ``state`` sees it now.
 
-    ``extra_claims`` are claims just created that the informer may not show yet.
+    ``extra_claims`` are claims just created that the informer may not show yet; ``zones``
+    gives each EC2NodeClass's subnet zones (see :func:`pool_requirements`).
     """
     pools = state.nodepools()
     claims = [*state.nodeclaims().values(), *extra_claims]
     by_node = state.pods_by_node()
-    views = pool_views(pools, daemonset_overhead(state.nodes(), by_node), pool_usage(claims, catalogue))
+    views = pool_views(
+        pools, daemonset_overhead(state.nodes(), by_node), pool_usage(claims, catalogue), zones
+    )
     result = plan(
         demand=demand,
         pools=views,

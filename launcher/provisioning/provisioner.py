@@ -6,6 +6,8 @@ a burst becomes one plan and a single pod still launches within milliseconds. Wh
 pending the loop also re-plans when claims or nodes change (a claim deleted after insufficient
 capacity, a node that joined) and every ``replan_interval``. Each new claim is handed straight to
 the claim controller, so CreateFleet follows the plan without waiting for a watch event.
+Each NodePool is narrowed to the zones where its EC2NodeClass has subnets (``nodeclass_zones``),
+so no claim asks CreateFleet for a zone it cannot launch in.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from launcher.kube import NodeClaimWriter
 from launcher.lifecycle.controller import ClaimController
 from launcher.planner.offerings import UnavailableOfferings
 from launcher.provisioning.claims import claim_name, nodeclaim_body
-from launcher.provisioning.inputs import build_plan
+from launcher.provisioning.inputs import NodeClassZones, build_plan, unknown_zones
 from launcher.state import LauncherState
 from shared import labels
 from shared.api.nodeclaim import NodeClaim
@@ -52,6 +54,7 @@ class Provisioner:
         writer: NodeClaimWriter,
         events: EventRecorder,
         settings: ProvisionerSettings,
+        nodeclass_zones: NodeClassZones = unknown_zones,
     ) -> None:
         self._state = state
         self._book = book
@@ -61,6 +64,7 @@ class Provisioner:
         self._writer = writer
         self._events = events
         self.settings = settings
+        self._nodeclass_zones = nodeclass_zones
         self._reported: dict[str, str] = {}
         # Claims created but not yet seen by the informer: the next plan must count them.
         self._recent: dict[str, NodeClaim] = {}
@@ -124,6 +128,7 @@ class Provisioner:
             extra_claims=list(self._recent.values()),
             catalogue=self._catalogue.get(),
             unavailable=self._unavailable,
+            zones=self._nodeclass_zones,
         )
         metrics.PLAN_SECONDS.observe(time.perf_counter() - started)
         metrics.UNSERVABLE.set(len(plan.unschedulable))

@@ -48,6 +48,7 @@ from localcluster.userdata import NodeBootstrap, UserDataError, parse_encoded_us
 from shared.backoff import Backoff
 from shared.informer import Informer, Obj, object_key
 from shared.logs import get_logger
+from shared.tasks import cancel_and_wait
 
 MERGE_PATCH: Final = "application/merge-patch+json"
 FailToJoin = Callable[[Instance], bool]
@@ -191,10 +192,7 @@ class Kubelets:
         """Stop every task and close the EC2 client; safe to call twice. Nodes are left as they are."""
         tasks, self._tasks = self._tasks, []
         for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         await self._pods.stop()
         await self._stack.aclose()
 
@@ -361,6 +359,12 @@ class Kubelets:
             member.marked_unknown = True
             try:
                 current = await self._read_node(name)
+                if current is None:
+                    # Already deleted (the launcher deletes the Node after TerminateInstances):
+                    # nothing to mark, only its pods to collect, as pod GC would.
+                    await self._delete_pods_on(name)
+                    self._forget(member, name, "kubelet.node_already_deleted")
+                    return
                 await self._core.patch_node_status(
                     name,
                     unknown_status(self._clock(), (current.get("status") or {}).get("conditions")),
@@ -381,21 +385,37 @@ class Kubelets:
         except ApiException as exc:
             if exc.status != 404:
                 raise
+        self._forget(member, name, "kubelet.node_deleted")
+
+    def _forget(self, member: _Member, name: str, event: str) -> None:
+        """The Node is gone for good (its pods already deleted): stop tracking it."""
         member.state = MemberState.REMOVED
         self._by_node.pop(name, None)
-        _log.info("kubelet.node_deleted", node=name)
+        _log.info(event, node=name)
 
     async def _clear_unreachable(self, name: str) -> None:
         """Drop the unreachable taints of a node whose kubelet is back, as the lifecycle controller does."""
         current = await self._read_node(name)
+        if current is None:
+            return
         taints = (current.get("spec") or {}).get("taints") or []
         kept = [t for t in taints if t.get("key") != UNREACHABLE_TAINT]
         if len(kept) != len(taints):
             await self._core.patch_node(name, {"spec": {"taints": kept}}, _content_type=MERGE_PATCH)
 
-    async def _read_node(self, name: str) -> Obj:
+    async def _read_node(self, name: str) -> Obj | None:
+        """The Node as plain JSON, or None when it does not exist.
+
+        With ``_preload_content=False`` kubernetes-asyncio hands back the raw response whatever
+        its status, so an error arrives as a ``Status`` body, not as an ApiException: the status
+        code must be checked here before the body is read as a Node.
+        """
         response = await self._core.read_node(name, _preload_content=False)
         try:
+            if response.status == 404:
+                return None
+            if not 200 <= response.status <= 299:
+                raise ApiException(status=response.status, reason=str(response.reason or ""))
             body: Obj = orjson.loads(await response.read())
         finally:
             response.release()

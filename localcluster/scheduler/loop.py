@@ -15,6 +15,7 @@ import contextlib
 import random
 import socket
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -154,6 +155,8 @@ class Scheduler:
         )
         self.scheduled = 0
         self.failures = 0
+        # Failed extender calls by verb, ignored or not: a rollout drill asserts there are none.
+        self.extender_errors: Counter[str] = Counter()
 
     @staticmethod
     def _profile_names(config: SchedulerConfig, override: str | None) -> tuple[str, ...]:
@@ -354,6 +357,7 @@ class Scheduler:
             try:
                 result = await extender.filter(self._session, queued.raw, raws)
             except ExtenderError as exc:
+                self.extender_errors["filter"] += 1
                 if extender.ignorable:
                     _log.info(
                         "extender skipped", extender=extender.name, error=str(exc), pod=queued.facts.key
@@ -388,6 +392,7 @@ class Scheduler:
             for extender, result in zip(interested, results, strict=True):
                 if isinstance(result, BaseException):
                     # kube-scheduler ignores prioritize errors, ignorable or not.
+                    self.extender_errors["prioritize"] += 1
                     _log.info("extender prioritize failed", extender=extender.name, error=str(result))
                     continue
                 for host, score in result:

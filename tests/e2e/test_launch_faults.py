@@ -38,9 +38,11 @@ async def stack(moto_server: MotoEC2) -> AsyncIterator[JitnodeStack]:
 
 async def _claims(stack: JitnodeStack) -> list[dict[str, Any]]:
     assert stack.api is not None
-    return (
-        await client.CustomObjectsApi(stack.api).list_cluster_custom_object("jitnode.io", "v1", "nodeclaims")
-    )["items"]
+    listed = await client.CustomObjectsApi(stack.api).list_cluster_custom_object(
+        "jitnode.io", "v1", "nodeclaims"
+    )
+    items: list[dict[str, Any]] = listed["items"]
+    return items
 
 
 async def _our_instances(stack: JitnodeStack) -> list[dict[str, Any]]:
@@ -73,7 +75,8 @@ async def test_a_launcher_killed_after_create_fleet_neither_launches_twice_nor_l
         await asyncio.Event().wait()  # the process "dies" here: nothing is recorded
 
     monkeypatch.setattr(ClaimController, "_record_launch", die_before_recording)
-    await client.AppsV1Api(stack.api).create_namespaced_deployment("default", inflate(3))
+    apps: Any = client.AppsV1Api(stack.api)
+    await apps.create_namespaced_deployment("default", inflate(3))
     await asyncio.wait_for(fleet_returned.wait(), timeout=60)
     await asyncio.sleep(0.5)  # let any other launch of this plan reach CreateFleet too
     await stack.stop_launcher()
@@ -134,7 +137,8 @@ async def test_insufficient_capacity_marks_offerings_and_falls_back(
         return original(self)
 
     monkeypatch.setattr(Fleets, "create_fleet", create_fleet)
-    await client.AppsV1Api(stack.api).create_namespaced_deployment("default", inflate(3))
+    apps: Any = client.AppsV1Api(stack.api)
+    await apps.create_namespaced_deployment("default", inflate(3))
     await stack.cluster.wait_for(lambda: _all_running(stack, 3), timeout=60)
 
     assert refused, "the cheapest offerings (a1) should have been tried first"

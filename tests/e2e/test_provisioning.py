@@ -103,7 +103,7 @@ async def _pods(api: client.ApiClient) -> list[Any]:
 async def test_seed_inflate_pods_get_nodes_and_run(stack: JitnodeStack) -> None:
     api = stack.api
     assert api is not None
-    apps = client.AppsV1Api(api)
+    apps: Any = client.AppsV1Api(api)  # bodies as dicts, as the API takes them
     await apps.create_namespaced_deployment("default", inflate(10))
 
     async def all_running() -> bool:

@@ -107,7 +107,7 @@ async def test_internal_failure_answers_error_not_500(
         raise RuntimeError("cache exploded")
 
     monkeypatch.setattr(decisions, "filter_nodes", broken)
-    monkeypatch.setattr(h.cache.table, "scores", broken)
+    monkeypatch.setattr(h.cache.table, "priority_list", broken)
     response = await client.post("/x/filter", data=args(["n0", "n1"]))
     assert response.status == 200
     answer = orjson.loads(await response.read())

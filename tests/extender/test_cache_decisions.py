@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from extender import decisions, keys
@@ -131,6 +131,8 @@ def test_node_state_reads_price_units() -> None:
     assert node_state(node("c", annotations={keys.PRICE_PER_HOUR: "-1"})).price_per_unit is None
 
 
+# What it checks is the scores, not their timing: a GC pause on a busy machine is no failure.
+@settings(deadline=None)
 @given(
     st.lists(
         st.tuples(

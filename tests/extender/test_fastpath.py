@@ -14,7 +14,6 @@ from typing import Any
 import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from hypothesis import given
 from hypothesis import strategies as st
 
 from extender import decisions, protocol, runtime
@@ -26,27 +25,6 @@ from extender.scoretable import ScoreTable
 from tests.extender.helpers import node, pod
 
 hosts = st.lists(st.text(max_size=12), max_size=30)
-
-
-@given(
-    hosts.flatmap(
-        lambda h: st.tuples(st.just(h), st.lists(st.integers(-5, 15), min_size=len(h), max_size=len(h)))
-    )
-)
-def test_priority_encoder_is_byte_identical_to_orjson(case: tuple[list[str], list[int]]) -> None:
-    names, scores = case
-    encoder = protocol.PriorityListEncoder(max_hosts=16)  # small: eviction on the way
-    expected = protocol.priority_list(names, scores)
-    assert encoder.encode(names, scores) == expected
-    assert encoder.encode(names, scores) == expected  # from the cached heads this time
-    assert orjson.loads(expected) == [
-        {"Host": h, "Score": max(0, min(10, s))} for h, s in zip(names, scores, strict=True)
-    ]
-
-
-def test_priority_encoder_rejects_mismatched_lengths() -> None:
-    with pytest.raises(ValueError, match="2 hosts but 1 scores"):
-        protocol.PriorityListEncoder().encode(["a", "b"], [1])
 
 
 def test_recent_bodies_match_exact_bytes_only_and_stay_bounded() -> None:

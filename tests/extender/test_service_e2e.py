@@ -146,7 +146,8 @@ async def test_schedules_through_extender_and_streams_demand(
         service = ExtenderService(config, api_client)
         await service.start()
         await eventually(service.ready)
-        assert huge.uid in launcher.book.current()
+        # Ready means listed and connected; the re-reported upsert may still be on the wire.
+        await eventually(lambda: huge.uid in launcher.book.current())
 
         # The pod goes: its demand is withdrawn.
         await core.delete_namespaced_pod("huge", "default")

@@ -138,3 +138,20 @@ async def test_background_refresh_fills_and_renews_the_cache(ec2: MotoEC2) -> No
         finally:
             await catalogue.stop()
     assert [t.name for t in catalogue.cached()] == ["m5.large"]
+
+
+async def test_background_refresh_after_a_full_refresh_waits_for_the_period(ec2: MotoEC2) -> None:
+    """A new leader refreshes, then starts the loop: that must not fetch everything again."""
+    settings = CatalogueSettings(instance_types=("m5.large",), refresh_period=3600, spot_refresh_period=3600)
+    async with AWSClients(testing.moto_settings(ec2.endpoint)) as clients:
+        catalogue = InstanceCatalogue(clients, settings)
+        await catalogue.refresh()
+        fully = catalogue.fully_refreshed_at
+        assert fully is not None
+        catalogue.start()
+        try:
+            async with asyncio.timeout(10):
+                await catalogue.wait_refreshed(catalogue.refreshed_at)  # the loop's first pass
+        finally:
+            await catalogue.stop()
+        assert catalogue.fully_refreshed_at == fully

@@ -290,3 +290,28 @@ async def test_silent_launcher_is_detected(monkeypatch: pytest.MonkeyPatch) -> N
 def test_requests_survive_the_wire() -> None:
     d = demand("p")
     assert d.requests == Resources(cpu=1000, memory=2**30, pods=1)
+
+
+async def test_streams_only_while_accepting_and_closed_on_demand(launcher: Launcher) -> None:
+    """A launcher that is not the leader refuses streams; one that loses the lead closes them."""
+    assert launcher.server is not None
+    leading = False
+    launcher.server.accepting = lambda: leading
+    tracker, stream = extender(launcher.url)
+    tracker.upsert(demand("p1"))
+    stream.start()
+    try:
+        await asyncio.sleep(0.3)
+        assert not stream.connected
+        assert uids(launcher.book) == set()
+        leading = True
+        await eventually(lambda: uids(launcher.book) == {"uid-p1"})
+        connects = stream.connects
+        leading = False
+        await launcher.server.close_streams("leadership lost")
+        await eventually(lambda: not stream.connected)
+        await asyncio.sleep(0.3)
+        assert not stream.connected
+        assert stream.connects == connects
+    finally:
+        await stream.stop()

@@ -528,3 +528,28 @@ async def test_last_pod_event_time_is_recorded_when_pods_change(cluster: Cluster
         return when is not None and when >= before
 
     await eventually(stamped, what="lastPodEventTime")
+
+
+async def test_terminating_pod_keeps_its_node_until_it_is_gone(cluster: Cluster) -> None:
+    """A deleted pod still runs until its kubelet stops it: the node is not empty before that."""
+    await cluster.nodepool()  # WhenEmpty, consolidateAfter 0s
+    await cluster.node("n1")
+    await cluster.pod("web-1", "n1")
+    await cluster.core.patch_namespaced_pod("web-1", "default", {"metadata": {"finalizers": ["test/hold"]}})
+    await synced(cluster, nodes=1, pods=1, claims=1)
+    ctl = controller(cluster)
+    assert (await ctl.reconcile_once()).actions == ()
+    await cluster.core.delete_namespaced_pod("web-1", "default", grace_period_seconds=30)
+
+    def terminating() -> bool:
+        pods = cluster.state.pods_by_node().get("n1", [])
+        return bool(pods) and bool(pods[0]["metadata"].get("deletionTimestamp"))
+
+    await eventually(terminating, what="web-1 terminating")
+    for _ in range(3):
+        assert (await ctl.reconcile_once()).actions == ()
+    await cluster.core.patch_namespaced_pod("web-1", "default", {"metadata": {"finalizers": None}})
+    await synced(cluster, nodes=1, pods=0, claims=1)
+    decisions = await ctl.reconcile_once()
+    assert [(a.node, a.reason) for a in decisions.actions] == [("n1", EMPTY)]
+    await ctl.stop()

@@ -34,12 +34,10 @@ spec:
 """
 
 
-async def test_starts_fast_and_serves_crds(ec2: MotoEC2, capsys: pytest.CaptureFixture[str]) -> None:
-    # ``ec2`` has already served requests, so moto's one-time import (about 1.7 s) is not counted.
+async def test_starts_and_serves_crds(ec2: MotoEC2) -> None:
+    # Startup time is a figure, not an assertion: bench/localcluster_bench.py measures it.
     async with LocalCluster(kubelet_config=KubeletConfig.immediate(), ec2=ec2) as cluster:
-        with capsys.disabled():
-            print(f"\nLocalCluster startup (moto already imported): {cluster.startup_seconds:.3f} s")
-        assert cluster.startup_seconds < 2.0
+        assert cluster.startup_seconds > 0
         async with await cluster.api_client() as api:
             crds = await k8s.ApiextensionsV1Api(api).list_custom_resource_definition()
             names = {crd.metadata.name for crd in crds.items}

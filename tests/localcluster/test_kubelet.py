@@ -471,3 +471,41 @@ async def test_user_data_falls_back_to_the_launch_template(
     node = await joined_node(kubelets, kube, instance_id)
     assert node["metadata"]["labels"][labels.NODEPOOL] == "default"
     assert node["spec"]["taints"] == [{"key": "dedicated", "value": "batch", "effect": "NoSchedule"}]
+
+
+async def test_retiring_a_node_already_deleted_is_clean(
+    kube: k8s.ApiClient, ec2: MotoEC2, ec2_client: Any, ec2_network: ClusterNetwork
+) -> None:
+    """The launcher deletes the Node right after TerminateInstances: the kubelet's retire must
+    read the 404 as "gone" (no error, no NotReady patch on a missing node) and collect its pods."""
+    # No heartbeat before the instance goes: the retire, not a heartbeat, meets the 404.
+    config = KubeletConfig.immediate(heartbeat_interval=60, poll_interval=0.05)
+    config = KubeletConfig(**{**config.__dict__, "node_removal_delay": 60})
+    async with Kubelets(
+        kube, cluster=ec2_network.cluster, ec2_client_kwargs=ec2.client_kwargs(), config=config
+    ) as kubelets:
+        instance_id = await launch_fleet(ec2_client, ec2_network, "")
+        name = (await joined_node(kubelets, kube, instance_id))["metadata"]["name"]
+        core: Any = k8s.CoreV1Api(kube)
+        await core.create_namespaced_pod(
+            "default",
+            {
+                "metadata": {"name": "p"},
+                "spec": {"nodeName": name, "containers": [{"name": "c", "image": "x"}]},
+            },
+        )
+        await core.delete_node(name)
+        await ec2_client.terminate_instances(InstanceIds=[instance_id])
+
+        async def removed() -> bool:
+            return kubelets.state(instance_id) is MemberState.REMOVED
+
+        await eventually(removed, timeout=3)  # long before node_removal_delay
+        assert kubelets.errors == 0
+        assert await read_node(kube, name) is None
+
+        async def no_pods() -> bool:
+            return not (await core.list_namespaced_pod("default")).items
+
+        await eventually(no_pods, timeout=3)
+        assert kubelets.errors == 0

@@ -451,9 +451,8 @@ async def test_server_side_dry_run_apply_succeeds(tmp_path: Path) -> None:
         assert deployments.strip() == ""
 
 
-# Variables the Deployment sets ahead of the extender supporting them (it ignores unknown ones):
-# the serving certificate, which the extender must load and reload on change.
-EXTENDER_PENDING_ENV = {"JITNODE_EXTENDER_SERVER_TLS_CERT_FILE", "JITNODE_EXTENDER_SERVER_TLS_KEY_FILE"}
+# Variables the Deployment sets ahead of the extender supporting them (it ignores unknown ones).
+EXTENDER_PENDING_ENV: set[str] = set()
 
 
 @needs_kubectl

@@ -34,10 +34,7 @@ Grant = tuple[str, str, str]  # (apiGroup, resource[/subresource], verb)
 # Granted before the code that uses it lands, with the reason. An entry the code now uses is
 # reported by test_pending_grants_are_still_pending so it gets removed from this list.
 PENDING: dict[str, dict[Grant, str]] = {
-    "extender": {
-        ("", "namespaces", "list"): "webhook namespace-label cache (extender.webhook)",
-        ("", "namespaces", "watch"): "webhook namespace-label cache (extender.webhook)",
-    },
+    "extender": {},
     "launcher": {},
 }
 
