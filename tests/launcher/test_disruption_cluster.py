@@ -12,11 +12,9 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -27,14 +25,13 @@ from launcher.disruption.replacement import REPLACES_ANNOTATION, ClaimReplacer
 from launcher.kube import NodeClaimWriter, NodeWriter
 from launcher.model import InstanceType, Offering
 from launcher.state import LauncherState
-from localcluster.apiserver.testing import running_apiserver
 from shared import labels
 from shared.api._fields import format_time
 from shared.api.group import API_GROUP, API_VERSION, NODECLAIM_PLURAL, NODEPOOL_PLURAL
 from shared.events import EventRecorder
 from shared.resources import Resources
+from tests.launcher.apiserver_state import launcher_state_on_apiserver
 
-CRDS = Path(__file__).resolve().parents[2] / "manifests" / "crds"
 GIB = 1024**3
 LONG_AGO = datetime.now(UTC) - timedelta(hours=2)
 FAST_DRAIN = DrainSettings(poll_seconds=0.05, eviction_backoff_base=0.05, eviction_backoff_cap=0.2)
@@ -231,19 +228,8 @@ def ready_status(node: str, stamp: str) -> dict[str, Any]:
 
 @pytest.fixture
 async def cluster() -> AsyncIterator[Cluster]:
-    async with running_apiserver() as (_, api):
-        ext = client.ApiextensionsV1Api(api)
-        for path in sorted(CRDS.glob("*.yaml")):
-            for document in yaml.safe_load_all(path.read_text()):
-                if document:
-                    await ext.create_custom_resource_definition(document)
-        state = LauncherState(api)
-        state.start()
-        await state.wait_synced()
-        try:
-            yield Cluster(api, client.CoreV1Api(api), client.CustomObjectsApi(api), state)
-        finally:
-            await state.stop()
+    async with launcher_state_on_apiserver() as (api, state):
+        yield Cluster(api, client.CoreV1Api(api), client.CustomObjectsApi(api), state)
 
 
 def drainer(c: Cluster) -> Drainer:

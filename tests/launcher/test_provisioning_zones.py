@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping
-from pathlib import Path
 from typing import Any, cast
 
 import pytest
-import yaml
 from kubernetes_asyncio import client
 
 from launcher.kube import NodeClaimWriter
@@ -24,7 +22,6 @@ from launcher.planner.offerings import UnavailableOfferings
 from launcher.provisioning.inputs import pool_requirements, pool_views
 from launcher.provisioning.provisioner import Provisioner, ProvisionerSettings
 from launcher.state import LauncherState
-from localcluster.apiserver.testing import running_apiserver
 from shared import labels
 from shared.api.group import API_GROUP, API_VERSION, NODEPOOL_PLURAL
 from shared.api.nodeclaim import NodeClaim
@@ -32,9 +29,9 @@ from shared.api.nodepool import NodePool
 from shared.demand import PodDemand
 from shared.events import EventRecorder
 from shared.resources import Resources
+from tests.launcher.apiserver_state import launcher_state_on_apiserver
 from tests.launcher.planner_fixtures import pod
 
-CRDS = Path(__file__).resolve().parents[2] / "manifests" / "crds"
 GI = 2**30
 ALL_ZONES = ("us-east-1a", "us-east-1b", "us-east-1c")
 SUBNET_ZONES = frozenset({"us-east-1a", "us-east-1b"})
@@ -159,19 +156,8 @@ class _Claims:
 
 @pytest.fixture
 async def cluster() -> AsyncIterator[tuple[client.ApiClient, LauncherState]]:
-    async with running_apiserver() as (_, api):
-        ext = client.ApiextensionsV1Api(api)
-        for path in sorted(CRDS.glob("*.yaml")):
-            for document in yaml.safe_load_all(path.read_text()):
-                if document:
-                    await ext.create_custom_resource_definition(document)
-        state = LauncherState(api)
-        state.start()
-        await state.wait_synced()
-        try:
-            yield api, state
-        finally:
-            await state.stop()
+    async with launcher_state_on_apiserver() as (api, state):
+        yield api, state
 
 
 async def test_provisioner_reports_the_zone_without_subnet_and_launches_the_rest(
