@@ -299,8 +299,16 @@ class InstanceCatalogue:
             return self._types
 
     async def _rebuild(self) -> None:
-        self._types = build_catalogue(
-            self._raw_types, self._offerings, self._on_demand, self._spot, self.settings.root_volume_bytes
+        # A worker thread: building ~1,400 types takes a second or more on a busy core, which on
+        # the event loop would stall lease renewal and the demand stream. Callers hold ``_lock``,
+        # and the inputs are replaced (never mutated) by refreshes, so the thread sees a snapshot.
+        self._types = await asyncio.to_thread(
+            build_catalogue,
+            self._raw_types,
+            self._offerings,
+            self._on_demand,
+            self._spot,
+            self.settings.root_volume_bytes,
         )
         async with self._changed:
             self.refreshed_at = time.monotonic()

@@ -155,3 +155,24 @@ async def test_background_refresh_after_a_full_refresh_waits_for_the_period(ec2:
         finally:
             await catalogue.stop()
         assert catalogue.fully_refreshed_at == fully
+
+
+async def test_the_catalogue_is_built_off_the_event_loop(
+    ec2: MotoEC2, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Building ~1,400 types takes long enough to stall lease renewal if done on the loop."""
+    import threading
+
+    from launcher.aws import catalogue as module
+
+    threads: list[int] = []
+
+    def recording_build(*args: object) -> list[InstanceType]:
+        threads.append(threading.get_ident())
+        return build_catalogue(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(module, "build_catalogue", recording_build)
+    types, _ = await _catalogue(ec2, SAMPLE)
+    assert types
+    assert threads
+    assert threading.get_ident() not in threads
