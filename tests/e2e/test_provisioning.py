@@ -13,53 +13,16 @@ from typing import Any
 import pytest
 from kubernetes_asyncio import client
 
+from localcluster.demo.seed import builtin_nodeclass, builtin_nodepool
 from localcluster.ec2 import MotoEC2
 from localcluster.stack import JitnodeStack, StackSettings
 from shared import labels
 
 pytestmark = pytest.mark.slow
 
-
-def seed_nodepool() -> dict[str, Any]:
-    return {
-        "apiVersion": "jitnode.io/v1",
-        "kind": "NodePool",
-        "metadata": {"name": "default"},
-        "spec": {
-            "template": {
-                "metadata": {"labels": {"intent": "apps"}},
-                "spec": {
-                    "nodeClassRef": {"group": "jitnode.io", "kind": "EC2NodeClass", "name": "default"},
-                    "requirements": [
-                        {"key": labels.CAPACITY_TYPE, "operator": "In", "values": ["on-demand"]},
-                        {
-                            "key": labels.INSTANCE_SIZE,
-                            "operator": "NotIn",
-                            "values": ["nano", "micro", "small", "medium", "large"],
-                        },
-                    ],
-                },
-            },
-            "limits": {"cpu": "1000", "memory": "1000Gi"},
-            "disruption": {"consolidationPolicy": "WhenEmpty", "consolidateAfter": "30s"},
-        },
-    }
-
-
-def seed_nodeclass(cluster: str, role: str) -> dict[str, Any]:
-    selector = [{"tags": {"alpha.eksctl.io/cluster-name": cluster}}]
-    return {
-        "apiVersion": "jitnode.io/v1",
-        "kind": "EC2NodeClass",
-        "metadata": {"name": "default"},
-        "spec": {
-            "amiSelectorTerms": [{"alias": "al2023@latest"}],
-            "subnetSelectorTerms": selector,
-            "securityGroupSelectorTerms": selector,
-            "role": role,
-            "tags": {"team": "platform"},
-        },
-    }
+# The seed's NodePool and EC2NodeClass, as the demo builds them when examples/seed/ is absent.
+seed_nodepool = builtin_nodepool
+seed_nodeclass = builtin_nodeclass
 
 
 def inflate(replicas: int) -> dict[str, Any]:
