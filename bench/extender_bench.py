@@ -589,29 +589,12 @@ async def bench_size(nodes: int, args: argparse.Namespace) -> None:
                         Mode("rate", args.connections, rate=args.rate),
                         Mode("saturate", args.connections),
                     ]
-                    await asyncio.to_thread(
-                        measure,
-                        label,
-                        port,
-                        extender.pid,
-                        requests,
-                        modes,
-                        args.runs,
-                        args.warmup,
-                        args.duration,
-                    )
+                    warmup, duration = args.warmup, args.duration
                 else:  # not a target: one short serial run per repetition
-                    await asyncio.to_thread(
-                        measure,
-                        label,
-                        port,
-                        extender.pid,
-                        requests,
-                        [Mode("serial", 1)],
-                        args.runs,
-                        0.5,
-                        args.duration / 2,
-                    )
+                    modes, warmup, duration = [Mode("serial", 1)], 0.5, args.duration / 2
+                await asyncio.to_thread(
+                    measure, label, port, extender.pid, requests, modes, args.runs, warmup, duration
+                )
             lat = await demand_latency(api_url, book, args.demand_pods)
             ms = sorted(x * 1000 for x in lat)
             if ms:

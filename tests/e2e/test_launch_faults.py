@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -18,22 +17,12 @@ from moto.ec2.responses.fleets import Fleets
 
 from launcher.lifecycle.controller import ClaimController
 from launcher.model import Instance
-from localcluster.ec2 import MotoEC2
-from localcluster.stack import JitnodeStack, StackSettings
+from localcluster.stack import JitnodeStack
 from shared import labels
 from shared.api.nodeclaim import NodeClaim
-from tests.e2e.test_provisioning import inflate, seed_nodeclass, seed_nodepool
+from tests.e2e.test_provisioning import inflate
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-async def stack(moto_server: MotoEC2) -> AsyncIterator[JitnodeStack]:
-    async with JitnodeStack(StackSettings(), ec2=moto_server) as running:
-        network = running.cluster.network
-        await running.apply_nodeclass(seed_nodeclass(network.cluster, network.node_role))
-        await running.apply_nodepool(seed_nodepool())
-        yield running
 
 
 async def _claims(stack: JitnodeStack) -> list[dict[str, Any]]:

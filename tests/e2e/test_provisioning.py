@@ -7,22 +7,15 @@ bind. Everything over real HTTP; nothing mocked.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from kubernetes_asyncio import client
 
-from localcluster.demo.seed import builtin_nodeclass, builtin_nodepool
-from localcluster.ec2 import MotoEC2
-from localcluster.stack import JitnodeStack, StackSettings
+from localcluster.stack import JitnodeStack
 from shared import labels
 
 pytestmark = pytest.mark.slow
-
-# The seed's NodePool and EC2NodeClass, as the demo builds them when examples/seed/ is absent.
-seed_nodepool = builtin_nodepool
-seed_nodeclass = builtin_nodeclass
 
 
 def inflate(replicas: int) -> dict[str, Any]:
@@ -48,15 +41,6 @@ def inflate(replicas: int) -> dict[str, Any]:
             },
         },
     }
-
-
-@pytest.fixture
-async def stack(moto_server: MotoEC2) -> AsyncIterator[JitnodeStack]:
-    async with JitnodeStack(StackSettings(), ec2=moto_server) as running:
-        network = running.cluster.network
-        await running.apply_nodeclass(seed_nodeclass(network.cluster, network.node_role))
-        await running.apply_nodepool(seed_nodepool())
-        yield running
 
 
 async def _pods(api: client.ApiClient) -> list[Any]:

@@ -40,6 +40,7 @@ from launcher.config import (
     ServerSettings,
 )
 from localcluster.cluster import LocalCluster
+from localcluster.demo.seed import builtin_nodeclass, builtin_nodepool
 from localcluster.ec2 import MotoEC2
 from localcluster.kubelet import KubeletConfig
 from localcluster.service_proxy import ServiceProxy, http_ok, json_flag
@@ -48,7 +49,6 @@ from shared import labels
 from shared.api.group import API_GROUP, API_VERSION, NODECLAIM_PLURAL, NODECLASS_PLURAL, NODEPOOL_PLURAL
 from shared.quantity import to_milli
 from tests.e2e.processes import ServiceProcess
-from tests.e2e.test_provisioning import seed_nodeclass, seed_nodepool
 
 pytestmark = pytest.mark.slow
 
@@ -249,9 +249,9 @@ async def drill(moto_server: MotoEC2, tmp_path: Path) -> AsyncIterator[Drill]:
         custom = client.CustomObjectsApi(api)
         network = cluster.network
         await custom.create_cluster_custom_object(
-            API_GROUP, API_VERSION, NODECLASS_PLURAL, seed_nodeclass(network.cluster, network.node_role)
+            API_GROUP, API_VERSION, NODECLASS_PLURAL, builtin_nodeclass(network.cluster, network.node_role)
         )
-        await custom.create_cluster_custom_object(API_GROUP, API_VERSION, NODEPOOL_PLURAL, seed_nodepool())
+        await custom.create_cluster_custom_object(API_GROUP, API_VERSION, NODEPOOL_PLURAL, builtin_nodepool())
         yield running
     finally:
         if running is not None:

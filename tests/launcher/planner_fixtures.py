@@ -38,6 +38,26 @@ def instance_type(name: str, cpu: int, memory_gi: int, price: float, arch: str =
     )
 
 
+def plain_instance_type(
+    name: str,
+    cpu: int,
+    memory_gi: int,
+    price: float,
+    *,
+    zones: tuple[str, ...] = ("us-east-1a",),
+    pods: int = 110,
+) -> InstanceType:
+    """An on-demand amd64 type whose allocatable is its whole capacity: for tests where only size counts."""
+    resources = Resources(cpu=cpu * 1000, memory=memory_gi * GI, pods=pods)
+    return InstanceType(
+        name=name,
+        labels={labels.INSTANCE_TYPE: name, labels.ARCH: "amd64", labels.OS: "linux"},
+        capacity=resources,
+        allocatable=resources,
+        offerings=tuple(Offering(zone, "on-demand", price) for zone in zones),
+    )
+
+
 CATALOGUE = [
     instance_type("t3.micro", 2, 1, 0.0104),
     instance_type("m5.large", 2, 8, 0.096),

@@ -23,28 +23,19 @@ from launcher.disruption.drain import Drainer, DrainSettings, DrainTarget
 from launcher.disruption.mark import EMPTY, EXPIRED, Mark, node_mark
 from launcher.disruption.replacement import REPLACES_ANNOTATION, ClaimReplacer
 from launcher.kube import NodeClaimWriter, NodeWriter
-from launcher.model import InstanceType, Offering
 from launcher.state import LauncherState
 from shared import labels
 from shared.api._fields import format_time
 from shared.api.group import API_GROUP, API_VERSION, NODECLAIM_PLURAL, NODEPOOL_PLURAL
 from shared.events import EventRecorder
-from shared.resources import Resources
 from tests.launcher.apiserver_state import launcher_state_on_apiserver
+from tests.launcher.planner_fixtures import plain_instance_type
 
-GIB = 1024**3
 LONG_AGO = datetime.now(UTC) - timedelta(hours=2)
 FAST_DRAIN = DrainSettings(poll_seconds=0.05, eviction_backoff_base=0.05, eviction_backoff_cap=0.2)
 
 
-def itype(name: str, cpu: int, mem_gib: int, price: float) -> InstanceType:
-    return InstanceType(
-        name=name,
-        labels={labels.INSTANCE_TYPE: name, labels.ARCH: "amd64", labels.OS: "linux"},
-        capacity=Resources(cpu=cpu * 1000, memory=mem_gib * GIB, pods=110),
-        allocatable=Resources(cpu=cpu * 1000, memory=mem_gib * GIB, pods=110),
-        offerings=(Offering("us-east-1a", "on-demand", price),),
-    )
+itype = plain_instance_type
 
 
 TYPES = {t.name: t for t in (itype("small", 2, 4, 0.1), itype("big", 8, 32, 0.4))}

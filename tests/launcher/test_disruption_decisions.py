@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 from launcher.disruption.decisions import NodeInfo, PodInfo, Snapshot, decide
 from launcher.disruption.mark import EMPTY, EXPIRED, UNDERUTILIZED, Mark
-from launcher.model import InstanceType, Offering
 from launcher.planner import InFlightClaim, PoolView
 from shared import labels
 from shared.api.nodepool import NodePool
@@ -19,6 +18,7 @@ from shared.demand import PodDemand
 from shared.requirements import Requirements
 from shared.resources import Resources
 from shared.taints import Taint, Toleration
+from tests.launcher.planner_fixtures import plain_instance_type
 
 NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 LONG_AGO = NOW - timedelta(hours=1)
@@ -52,14 +52,7 @@ def pool(
     return PoolView(parsed, parsed.requirements())
 
 
-def itype(name: str, cpu: int, mem_gib: int, price: float) -> InstanceType:
-    return InstanceType(
-        name=name,
-        labels={labels.INSTANCE_TYPE: name, labels.ARCH: "amd64", labels.OS: "linux"},
-        capacity=Resources(cpu=cpu * 1000, memory=mem_gib * GIB, pods=110),
-        allocatable=Resources(cpu=cpu * 1000, memory=mem_gib * GIB, pods=110),
-        offerings=(Offering("us-east-1a", "on-demand", price),),
-    )
+itype = plain_instance_type
 
 
 TYPES = {

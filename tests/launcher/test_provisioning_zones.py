@@ -16,7 +16,7 @@ from kubernetes_asyncio import client
 
 from launcher.kube import NodeClaimWriter
 from launcher.lifecycle.controller import ClaimController
-from launcher.model import InstanceType, Offering
+from launcher.model import InstanceType
 from launcher.planner import plan
 from launcher.planner.offerings import UnavailableOfferings
 from launcher.provisioning.inputs import pool_requirements, pool_views
@@ -28,9 +28,8 @@ from shared.api.nodeclaim import NodeClaim
 from shared.api.nodepool import NodePool
 from shared.demand import PodDemand
 from shared.events import EventRecorder
-from shared.resources import Resources
 from tests.launcher.apiserver_state import launcher_state_on_apiserver
-from tests.launcher.planner_fixtures import pod
+from tests.launcher.planner_fixtures import plain_instance_type, pod
 
 GI = 2**30
 ALL_ZONES = ("us-east-1a", "us-east-1b", "us-east-1c")
@@ -38,14 +37,7 @@ SUBNET_ZONES = frozenset({"us-east-1a", "us-east-1b"})
 
 
 def itype(name: str, cpu: int, memory_gi: int, price: float) -> InstanceType:
-    resources = Resources(cpu=cpu * 1000, memory=memory_gi * GI, pods=58)
-    return InstanceType(
-        name=name,
-        labels={labels.INSTANCE_TYPE: name, labels.ARCH: "amd64", labels.OS: "linux"},
-        capacity=resources,
-        allocatable=resources,
-        offerings=tuple(Offering(zone, "on-demand", price) for zone in ALL_ZONES),
-    )
+    return plain_instance_type(name, cpu, memory_gi, price, zones=ALL_ZONES, pods=58)
 
 
 CATALOGUE = {t.name: t for t in (itype("m5.large", 2, 8, 0.096), itype("m5.xlarge", 4, 16, 0.192))}
