@@ -337,8 +337,12 @@ async def test_terminated_instance_node_goes_not_ready_then_deleted(
         await ec2_client.terminate_instances(InstanceIds=[instance_id])
 
         async def not_ready() -> dict[str, Any] | None:
+            # Status and taints are two writes, as with the node lifecycle controller: wait for both.
             current = await read_node(kube, name)
-            return current if ready(current) == "Unknown" else None
+            if current is None or ready(current) != "Unknown":
+                return None
+            taints = current["spec"].get("taints") or []
+            return current if any(t["key"] == "node.kubernetes.io/unreachable" for t in taints) else None
 
         unknown = await eventually(not_ready, timeout=3, interval=0.02)
         condition = next(c for c in unknown["status"]["conditions"] if c["type"] == "Ready")
