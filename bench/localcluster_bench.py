@@ -39,7 +39,7 @@ async def warm_starts(runs: int) -> list[float]:
 
 
 def cold_start(timeout: float = 60.0) -> float:
-    """Seconds from exec to the first line ``python -m localcluster up`` prints."""
+    """Seconds from exec to the line where ``python -m localcluster up`` says it is up."""
     kubeconfig = Path(tempfile.mkdtemp()) / "kubeconfig"
     started = time.perf_counter()
     process = subprocess.Popen(
@@ -51,11 +51,10 @@ def cold_start(timeout: float = 60.0) -> float:
     )
     try:
         assert process.stdout is not None
-        line = process.stdout.readline()
-        elapsed = time.perf_counter() - started
-        if not line:
-            raise RuntimeError("localcluster up printed nothing")
-        return elapsed
+        for line in process.stdout:  # log lines come first
+            if " is up in " in line:
+                return time.perf_counter() - started
+        raise RuntimeError("localcluster up exited before it was up")
     finally:
         process.terminate()
         process.wait(timeout)

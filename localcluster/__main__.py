@@ -3,6 +3,9 @@
 Prints the kubeconfig to use with kubectl and the environment that points AWS SDKs (the
 launcher, the aws CLI) at the emulated EC2, then stays up; SIGINT or SIGTERM stops everything
 cleanly and exits 0.
+
+moto is spawned as a child process first thing, before this process imports the rest of the
+cluster, so that the two one-time import costs overlap (see :mod:`localcluster.motoprocess`).
 """
 
 from __future__ import annotations
@@ -13,10 +16,13 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from localcluster.cluster import LocalCluster
 from localcluster.ec2 import DEFAULT_CLUSTER
-from shared.logs import configure_logging
+from localcluster.motoprocess import MotoProcess
+
+if TYPE_CHECKING:
+    from localcluster.cluster import LocalCluster
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,7 +57,9 @@ def usage_text(cluster: LocalCluster) -> str:
     )
 
 
-async def run_up(args: argparse.Namespace) -> None:
+async def run_up(args: argparse.Namespace, moto: MotoProcess) -> None:
+    from localcluster.cluster import LocalCluster
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -64,6 +72,7 @@ async def run_up(args: argparse.Namespace) -> None:
         scheduler_config=args.scheduler_config,
         kubeconfig_path=args.kubeconfig,
         seed=args.seed,
+        ec2=moto,
     )
     async with cluster:
         sys.stdout.write(usage_text(cluster))
@@ -75,9 +84,15 @@ async def run_up(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    configure_logging("localcluster", fmt="console")
     if args.command == "up":
-        asyncio.run(run_up(args))
+        moto = MotoProcess.spawn(cluster=args.cluster)
+        try:
+            from shared.logs import configure_logging
+
+            configure_logging("localcluster", fmt="console")
+            asyncio.run(run_up(args, moto))
+        finally:
+            moto.close()  # idempotent: LocalCluster has usually stopped it already
     return 0
 
 

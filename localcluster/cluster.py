@@ -6,7 +6,9 @@ the kubelets, and writes a kubeconfig; everything listens on 127.0.0.1 only. Lea
 stops it all: no task, thread or server outlives it.
 
 Startup: about 0.5 s when moto is already imported in the process (tests pass the session's
-moto server as ``ec2``); a fresh process adds about 1.7 s, once, for importing moto's EC2 models.
+moto server as ``ec2``). A fresh process pays about a second more, once, for importing moto's
+EC2 models; ``python -m localcluster up`` hides it by spawning moto as a :class:`MotoProcess`
+before its own imports, so the two overlap.
 """
 
 from __future__ import annotations
@@ -30,8 +32,10 @@ from localcluster.apiserver import APIServer
 from localcluster.apiserver.testing import client_configuration
 from localcluster.ec2 import DEFAULT_CLUSTER, ClusterNetwork, MotoEC2
 from localcluster.kubelet import FailToJoin, KubeletConfig, Kubelets
+from localcluster.motoprocess import MotoProcess
 from localcluster.scheduler import Scheduler, SchedulerConfig, load_scheduler_config
 from shared.logs import get_logger
+from shared.tasks import cancel_and_wait
 
 T = TypeVar("T")
 
@@ -55,7 +59,8 @@ class LocalCluster:
 
     ``scheduler_config`` is a KubeSchedulerConfiguration (path, YAML text or parsed); without it
     the scheduler has the default profile and no extenders. ``ec2`` reuses a started moto
-    server (wiped and re-seeded; left running on exit). ``kubelet_config`` overrides the
+    server (wiped and re-seeded; left running on exit), or takes over a spawned
+    :class:`MotoProcess` (already seeding this cluster; stopped on exit). ``kubelet_config`` overrides the
     individual delay knobs. ``seed`` makes the scheduler's tie-breaking reproducible.
     """
 
@@ -71,7 +76,7 @@ class LocalCluster:
         scheduler_config: str | Path | SchedulerConfig | None = None,
         kubeconfig_path: str | Path | None = None,
         crds_dir: Path | None = DEFAULT_CRDS,
-        ec2: MotoEC2 | None = None,
+        ec2: MotoEC2 | MotoProcess | None = None,
         seed: int | None = None,
     ) -> None:
         self.cluster = cluster
@@ -84,8 +89,10 @@ class LocalCluster:
         self._scheduler_source = scheduler_config
         self._kubeconfig_request = Path(kubeconfig_path) if kubeconfig_path is not None else None
         self._crds_dir = crds_dir
-        self._owns_ec2 = ec2 is None
-        self.ec2: MotoEC2 = ec2 or MotoEC2()
+        if isinstance(ec2, MotoProcess) and ec2.cluster != cluster:
+            raise ValueError(f"the moto process seeds cluster {ec2.cluster!r}, not {cluster!r}")
+        self._owns_ec2 = not isinstance(ec2, MotoEC2)
+        self.ec2: MotoEC2 | MotoProcess = ec2 or MotoEC2()
         self.seed = seed
         self.apiserver = APIServer()
         self._network: ClusterNetwork | None = None
@@ -164,19 +171,30 @@ class LocalCluster:
         """Start everything; on failure, whatever started is stopped again."""
         started = time.perf_counter()
         try:
-            await asyncio.gather(self._start_ec2(), self.apiserver.start())
-            self._client = k8s.ApiClient(client_configuration(self.api_url))
-            await asyncio.gather(self._apply_crds(), self._write_kubeconfig())
-            config = await self._scheduler_config()
-            self.scheduler = Scheduler(self._client, config, rng=random.Random(self.seed))
-            self.kubelets = Kubelets(
-                self._client,
-                cluster=self.cluster,
-                ec2_client_kwargs=self.ec2.client_kwargs(),
-                config=self.kubelet_config,
-                fail_to_join=self._fail_to_join,
-            )
-            await asyncio.gather(self.scheduler.start(), self.kubelets.start())
+            # Only the kubelets need EC2: everything else starts while moto is still seeding.
+            ec2_ready = asyncio.ensure_future(self._start_ec2())
+            try:
+                await self.apiserver.start()
+                self._client = k8s.ApiClient(client_configuration(self.api_url))
+                await asyncio.gather(self._apply_crds(), self._write_kubeconfig())
+                config = await self._scheduler_config()
+                self.scheduler = Scheduler(self._client, config, rng=random.Random(self.seed))
+                await self.scheduler.start()
+                if not isinstance(self.ec2, MotoProcess):
+                    # In-process moto is ready to watch only after its (re)seeding; a moto
+                    # process has a fresh, empty account whose socket already queues calls.
+                    await ec2_ready
+                self.kubelets = Kubelets(
+                    self._client,
+                    cluster=self.cluster,
+                    ec2_client_kwargs=self.ec2.client_kwargs(),
+                    config=self.kubelet_config,
+                    fail_to_join=self._fail_to_join,
+                )
+                await self.kubelets.start()
+                await ec2_ready
+            finally:
+                await cancel_and_wait(ec2_ready)
             async with asyncio.timeout(30):
                 await self.kubelets.wait_synced()
         except BaseException:
@@ -203,7 +221,9 @@ class LocalCluster:
             await self._client.close()
             self._client = None
         await self.apiserver.stop()
-        if self._owns_ec2:
+        if isinstance(self.ec2, MotoProcess):
+            await self.ec2.stop()
+        elif self._owns_ec2:
             await asyncio.to_thread(self.ec2.stop)
         if self._tempdir is not None:
             await asyncio.to_thread(shutil.rmtree, self._tempdir, True)
@@ -221,12 +241,17 @@ class LocalCluster:
     # Steps --------------------------------------------------------------------------------
 
     async def _start_ec2(self) -> None:
+        moto = self.ec2
+        if isinstance(moto, MotoProcess):
+            self._network = await moto.ready()
+            return
+
         def start_and_seed() -> ClusterNetwork:
             if self._owns_ec2:
-                self.ec2.start()
+                moto.start()
             else:
-                self.ec2.reset()
-            return self.ec2.seed_eksctl_cluster(self.cluster)
+                moto.reset()
+            return moto.seed_eksctl_cluster(self.cluster)
 
         self._network = await asyncio.to_thread(start_and_seed)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -51,39 +52,13 @@ class ClusterNetwork:
     node_role: str = ""  # the IAM role nodes run as (an EC2NodeClass's ``role``)
 
 
-class MotoEC2:
-    """A moto server (EC2, SSM, IAM, ...) on 127.0.0.1 and a free port, for one test or demo run."""
+class EC2Endpoint:
+    """Where an AWS SDK finds the EC2 double: what every client of it needs, wherever moto runs."""
 
     def __init__(self, region: str = DEFAULT_REGION) -> None:
         self.region = region
-        self._server: Any = None
         self.endpoint = ""
         self.network: ClusterNetwork | None = None
-
-    def start(self) -> str:
-        """Start the server thread; returns the endpoint URL. Takes milliseconds."""
-        # Validation must be switched on before moto is imported, or bad types/AMIs pass.
-        os.environ.setdefault("MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION", "true")
-        os.environ.setdefault("MOTO_ENABLE_AMI_VALIDATION", "true")
-        from moto.server import ThreadedMotoServer
-
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        self._server.start()
-        host, port = self._server.get_host_and_port()
-        self.endpoint = f"http://{host}:{port}"
-        return self.endpoint
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
-
-    def reset(self) -> None:
-        """Wipe every backend (all instances, templates, parameters)."""
-        request = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")
-        with urllib.request.urlopen(request, timeout=10):
-            pass
 
     def client_kwargs(self) -> dict[str, str]:
         """Keyword arguments for ``session.client("ec2", **kwargs)`` (boto3 or aioboto3)."""
@@ -110,6 +85,50 @@ class MotoEC2:
         ec2 = boto3.client("ec2", **self.client_kwargs())
         pages = ec2.get_paginator("describe_instances").paginate()
         return [i for page in pages for r in page["Reservations"] for i in r["Instances"]]
+
+
+class MotoEC2(EC2Endpoint):
+    """A moto server (EC2, SSM, IAM, ...) on 127.0.0.1 and a free port, for one test or demo run."""
+
+    def __init__(self, region: str = DEFAULT_REGION) -> None:
+        super().__init__(region)
+        self._server: Any = None
+
+    def start(self, listening_fd: int | None = None) -> str:
+        """Start the server thread; returns the endpoint URL. Takes milliseconds.
+
+        ``listening_fd`` serves on a socket a parent process already bound and listens on
+        (see :mod:`localcluster.motoprocess`) instead of a new one on a free port.
+        """
+        # Validation must be switched on before moto is imported, or bad types/AMIs pass.
+        os.environ.setdefault("MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION", "true")
+        os.environ.setdefault("MOTO_ENABLE_AMI_VALIDATION", "true")
+        # Without moto's 1,300 public AMIs (each with a volume and a snapshot), a backend is built
+        # in milliseconds instead of a fifth of a second, at every start and every reset. jitnode
+        # only ever launches the EKS AMIs the seeding registers.
+        os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        if listening_fd is None:
+            self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        else:
+            self._server = _InheritedSocketServer(listening_fd)
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint = f"http://{host}:{port}"
+        return self.endpoint
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def reset(self) -> None:
+        """Wipe every backend (all instances, templates, parameters)."""
+        request = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")
+        with urllib.request.urlopen(request, timeout=10):
+            pass
 
     def seed_eksctl_cluster(self, cluster: str = DEFAULT_CLUSTER) -> ClusterNetwork:
         """Create what eksctl leaves behind for ``cluster`` (blocking: call via ``to_thread``)."""
@@ -219,3 +238,37 @@ class MotoEC2:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class _InheritedSocketServer:
+    """moto's WSGI app on an inherited listening socket, with ``ThreadedMotoServer``'s surface.
+
+    ``ThreadedMotoServer`` always binds its own socket; this builds the same server from the
+    same moto parts, but over ``fd``, so that whoever created the socket knows the endpoint
+    before moto has even been imported.
+    """
+
+    def __init__(self, fd: int) -> None:
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
+
+        app = DomainDispatcherApplication(create_backend_app)
+        self._server = make_server(
+            "127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler, fd=fd
+        )
+        self._thread = threading.Thread(target=self._server.serve_forever, name="moto", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def get_host_and_port(self) -> tuple[str, int]:
+        host, port = self._server.server_address[:2]
+        return str(host), int(port)
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._thread.join()

@@ -31,6 +31,7 @@ from launcher.service import LauncherService
 from localcluster.cluster import LocalCluster
 from localcluster.ec2 import CREDENTIALS, MotoEC2
 from localcluster.kubelet import KubeletConfig
+from localcluster.motoprocess import MotoProcess
 from shared.api.group import API_GROUP, API_VERSION, NODECLASS_PLURAL, NODEPOOL_PLURAL
 
 EXTENDER_PREFIX = "/jitnode"
@@ -80,7 +81,9 @@ class StackSettings:
 class JitnodeStack:
     """A LocalCluster with jitnode's extender and launcher running against it."""
 
-    def __init__(self, settings: StackSettings = StackSettings(), *, ec2: MotoEC2 | None = None) -> None:
+    def __init__(
+        self, settings: StackSettings = StackSettings(), *, ec2: MotoEC2 | MotoProcess | None = None
+    ) -> None:
         self.settings = settings
         self.extender_port = free_port()
         self.launcher_port = free_port()  # fixed, so a restarted launcher keeps the stream URL
