@@ -145,6 +145,7 @@ class DemandStream:
             snapshot = Snapshot(seq=self._next_seq(), source=self.source, demands=demands)
             self._connected = True
             await ws.send_bytes(encode(snapshot))
+            await ws.send_bytes(encode(self._heartbeat()))  # announces our interval at once
             self.connects += 1
             if self.connects > 1 and self._metrics is not None:
                 self._metrics.stream_reconnects.inc()
@@ -169,9 +170,13 @@ class DemandStream:
             self._wake.clear()
             await self._flush(ws)
             if time.monotonic() >= next_beat:
-                beat = Heartbeat(seq=self._next_seq(), source=self.source, sent_at=time.time())
-                await ws.send_bytes(encode(beat))
+                await ws.send_bytes(encode(self._heartbeat()))
                 next_beat = time.monotonic() + self.heartbeat_interval
+
+    def _heartbeat(self) -> Heartbeat:
+        return Heartbeat(
+            seq=self._next_seq(), source=self.source, sent_at=time.time(), interval=self.heartbeat_interval
+        )
 
     async def _flush(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         while self._pending:
@@ -186,16 +191,23 @@ class DemandStream:
             self._wake.set()  # the send loop notices at once, not at its next heartbeat
 
     async def _receive_until_gone(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        # The launcher's interval as it announces it; our own until it has.
+        peer_interval = self.heartbeat_interval
         while True:
             try:
-                msg = await ws.receive(timeout=3 * self.heartbeat_interval)
+                msg = await ws.receive(timeout=3 * peer_interval)
             except TimeoutError:
-                self._close_reason = "launcher silent for three heartbeat intervals"
+                self._close_reason = (
+                    f"launcher silent for three heartbeat intervals ({3 * peer_interval:g} s)"
+                )
                 return
             if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
                 return
             if msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
                 try:
-                    decode(msg.data)
+                    message = decode(msg.data)
                 except (ValidationError, FieldError) as exc:
                     _log.warning("demand_stream.bad_message", error=str(exc))
+                    continue
+                if isinstance(message, Heartbeat) and message.interval is not None:
+                    peer_interval = message.interval

@@ -27,6 +27,10 @@ class ServerSettings:
     demand_token_file: str | None = field(
         default=None, metadata={"help": "file holding the bearer token extenders must present"}
     )
+    demand_heartbeat: Seconds = field(
+        default=5.0,
+        metadata={"help": "heartbeat interval on demand streams (announced: extenders adapt to it)"},
+    )
     shutdown_grace: Seconds = field(default=10.0, metadata={"help": "time to finish requests on SIGTERM"})
 
 

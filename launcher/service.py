@@ -98,7 +98,10 @@ class LauncherService:
         # Only the leader takes demand streams: one held by a replica that lost the Lease would
         # starve the new leader (the Service stops selecting it, but open connections stay).
         self.demand_server = DemandServer(
-            self.book, token=read_token(config.server.demand_token_file), accepting=self._is_leading
+            self.book,
+            token=read_token(config.server.demand_token_file),
+            heartbeat_interval=config.server.demand_heartbeat,
+            accepting=self._is_leading,
         )
         self.catalogue_source = InstanceCatalogue(
             clients,

@@ -12,7 +12,11 @@ source within one connection, so a receiver can spot a gap and ask for a new sna
 - ``Upsert`` + ``"demand": PodDemand``: a pod's demand is new or changed (keyed by ``uid``).
 - ``Withdraw`` + ``"uid": str, "reason": str``: the pod no longer needs capacity (bound,
   deleted, terminal...); ``reason`` is for logs only.
-- ``Heartbeat`` + ``"sentAt": float``: unix seconds; keeps idle connections observably alive.
+- ``Heartbeat`` + ``"sentAt": float`` (unix seconds) and optionally ``"interval": float``:
+  keeps idle connections observably alive. ``interval`` announces the seconds until the
+  sender's next heartbeat; the receiver calls the sender gone after three of them pass in
+  silence, so each side may pick its own interval. Both sides send one at once on connect.
+  A peer that announces nothing is judged by the receiver's own interval.
 
 A ``PodDemand`` object::
 
@@ -188,6 +192,7 @@ class Heartbeat:
     seq: int
     source: str
     sent_at: float
+    interval: float | None = None  # seconds until the sender's next heartbeat, when announced
 
 
 Message: TypeAlias = Snapshot | Upsert | Withdraw | Heartbeat
@@ -207,6 +212,8 @@ def encode(msg: Message) -> bytes:
         head["reason"] = msg.reason
     else:
         head["sentAt"] = msg.sent_at
+        if msg.interval is not None:
+            head["interval"] = msg.interval
     return orjson.dumps(head)
 
 
@@ -248,8 +255,13 @@ def decode(data: bytes | str) -> Message:
         r.done("demand message")
         return Withdraw(seq, source, uid, reason)
     sent_at = r.number(obj, "sentAt", "")
+    interval = None
+    if obj.get("interval") is not None:
+        interval = r.number(obj, "interval", "")
+        if interval <= 0 and not r.failed("interval"):
+            r.error("interval", "must be a positive number of seconds")
     r.done("demand message")
-    return Heartbeat(seq, source, sent_at)
+    return Heartbeat(seq, source, sent_at, interval)
 
 
 class _Reader:

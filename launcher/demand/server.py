@@ -111,11 +111,13 @@ class DemandServer:
 
     async def _serve(self, ws: web.WebSocketResponse, peer: str | None) -> str | None:
         source: str | None = None
+        # Three of the extender's heartbeat intervals once it announces one; ours until then.
+        idle_timeout = self.idle_timeout
         while True:
             try:
-                msg = await ws.receive()
+                msg = await ws.receive(timeout=idle_timeout)
             except TimeoutError:
-                _log.warning("demand.idle_timeout", source=source, idle_timeout=self.idle_timeout)
+                _log.warning("demand.idle_timeout", source=source, idle_timeout=idle_timeout)
                 await ws.close(code=WSCloseCode.GOING_AWAY, message=b"idle")
                 return source
             if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
@@ -136,13 +138,17 @@ class DemandServer:
                 _log.warning("demand.source_changed", source=source, claimed=message.source)
                 await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"source changed mid-stream")
                 return source
+            if isinstance(message, Heartbeat) and message.interval is not None:
+                idle_timeout = 3 * message.interval
             if self.book.apply(message, self.clock()):
                 _log.debug("demand.changed", source=source, kind=type(message).__name__, seq=message.seq)
 
     async def _heartbeat(self, ws: web.WebSocketResponse) -> None:
         while not ws.closed:
             self._seq += 1
-            beat = Heartbeat(seq=self._seq, source=SOURCE_NAME, sent_at=time.time())
+            beat = Heartbeat(
+                seq=self._seq, source=SOURCE_NAME, sent_at=time.time(), interval=self.heartbeat_interval
+            )
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await ws.send_bytes(encode(beat))
             await asyncio.sleep(self.heartbeat_interval)

@@ -72,14 +72,16 @@ async def launcher() -> AsyncIterator[Launcher]:
     await server.stop()
 
 
-def extender(url: str, source: str = "ext-a", token: str = TOKEN) -> tuple[DemandTracker, DemandStream]:
+def extender(
+    url: str, source: str = "ext-a", token: str = TOKEN, heartbeat: float = 0.2
+) -> tuple[DemandTracker, DemandStream]:
     tracker = DemandTracker()
     stream = DemandStream(
         url,
         source,
         tracker.snapshot,
         token=token,
-        heartbeat_interval=0.2,
+        heartbeat_interval=heartbeat,
         backoff=Backoff(base=0.01, cap=0.1),
     )
     tracker.add_sink(stream)
@@ -285,6 +287,32 @@ async def test_silent_launcher_is_detected(monkeypatch: pytest.MonkeyPatch) -> N
     assert "silent" in stream.last_error
     await stream.stop()
     await runner.cleanup()
+
+
+@pytest.mark.parametrize(
+    ("launcher_beat", "extender_beat"),
+    [(0.5, 0.05), (0.05, 0.5)],
+    ids=["launcher-beats-slower", "extender-beats-slower"],
+)
+async def test_each_side_waits_for_the_interval_the_other_announces(
+    launcher_beat: float, extender_beat: float
+) -> None:
+    """Either side may beat ten times slower than the other: each judges silence by the
+    interval the other announces, not by its own (which would cut the stream every few beats)."""
+    server = Launcher(heartbeat=launcher_beat)
+    await server.start()
+    tracker, stream = extender(server.url, heartbeat=extender_beat)
+    tracker.upsert(demand("1"))
+    stream.start()
+    try:
+        await eventually(lambda: uids(server.book) == {"uid-1"})
+        await asyncio.sleep(6 * max(launcher_beat, extender_beat))  # twenty silences of the faster
+        assert stream.connects == 1, stream.last_error
+        assert stream.connected
+        assert uids(server.book) == {"uid-1"}
+    finally:
+        await stream.stop()
+        await server.stop()
 
 
 def test_requests_survive_the_wire() -> None:

@@ -87,7 +87,14 @@ def test_wire_shape_is_the_documented_contract() -> None:
         },
     }
     assert orjson.loads(encode(Withdraw(8, "ext-0", "0b9c", "bound")))["kind"] == "Withdraw"
-    assert orjson.loads(encode(Heartbeat(9, "ext-0", 12.5)))["sentAt"] == 12.5
+    assert orjson.loads(encode(Heartbeat(9, "ext-0", 12.5))) == {
+        "apiVersion": DEMAND_API_VERSION,
+        "kind": "Heartbeat",
+        "seq": 9,
+        "source": "ext-0",
+        "sentAt": 12.5,
+    }
+    assert orjson.loads(encode(Heartbeat(9, "ext-0", 12.5, interval=5.0)))["interval"] == 5.0
 
 
 KEYS = st.sampled_from(["intent", "kubernetes.io/arch", "jitnode.io/instance-cpu"])
@@ -133,7 +140,13 @@ MESSAGES = st.one_of(
     st.builds(Snapshot, SEQS, SOURCES, st.lists(DEMANDS, max_size=3).map(tuple)),
     st.builds(Upsert, SEQS, SOURCES, DEMANDS),
     st.builds(Withdraw, SEQS, SOURCES, st.text(min_size=1, max_size=8), st.text(max_size=8)),
-    st.builds(Heartbeat, SEQS, SOURCES, st.floats(0, 2e9, allow_nan=False)),
+    st.builds(
+        Heartbeat,
+        SEQS,
+        SOURCES,
+        st.floats(0, 2e9, allow_nan=False),
+        st.none() | st.floats(1e-3, 1e4, allow_nan=False),
+    ),
 )
 
 
@@ -215,6 +228,20 @@ def test_malformed_messages_name_the_field(path: str, value: Any, error_path: st
         ),
         ({"apiVersion": DEMAND_API_VERSION, "kind": "Withdraw", "seq": 0, "source": "e"}, "uid"),
         ({"apiVersion": DEMAND_API_VERSION, "kind": "Heartbeat", "seq": 0, "source": "e"}, "sentAt"),
+        *[
+            (
+                {
+                    "apiVersion": DEMAND_API_VERSION,
+                    "kind": "Heartbeat",
+                    "seq": 0,
+                    "source": "e",
+                    "sentAt": 1.0,
+                    "interval": bad,
+                },
+                "interval",
+            )
+            for bad in (0, -5.0, "5s", True)
+        ],
         ([1, 2], ""),
         ("Snapshot", ""),
     ],
