@@ -2,7 +2,7 @@
 
 Two figures, median of ``--runs``: a cluster whose moto server was already started (moto's
 one-time import excluded, as in a test session that reuses one), and a whole fresh process
-(``python -m localcluster up`` until it prints its kubeconfig), which includes every import.
+(``python -m localcluster up`` until it says it is up), which includes every import.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ API server with jitnode's CRDs, the scheduler (with the extenders its configurat
 the kubelets, and writes a kubeconfig; everything listens on 127.0.0.1 only. Leaving the block
 stops it all: no task, thread or server outlives it.
 
-Startup: about 0.5 s when moto is already imported in the process (tests pass the session's
+Startup: about 0.3 s when moto is already imported in the process (tests pass the session's
 moto server as ``ec2``). A fresh process pays about a second more, once, for importing moto's
 EC2 models; ``python -m localcluster up`` hides it by spawning moto as a :class:`MotoProcess`
 before its own imports, so the two overlap.

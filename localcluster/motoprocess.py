@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import signal
 import socket
@@ -30,7 +31,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
-from typing import IO, Final
+from typing import IO, Any, Final
 
 from localcluster.ec2 import DEFAULT_CLUSTER, DEFAULT_REGION, ClusterNetwork, EC2Endpoint, MotoEC2
 
@@ -104,6 +105,26 @@ class MotoProcess(EC2Endpoint):
             process.stdout.close()
 
 
+def share_botocore_loader() -> None:
+    """Give every botocore session in this process one data loader, so each JSON file is parsed once.
+
+    moto builds a fresh ``boto3.Session()`` a dozen times while it imports and creates its
+    backends (region lists per partition, per service), and each new session parses botocore's
+    endpoint and service files again: about 0.4 s of this child's startup. A loader only reads
+    and caches those files, and the clients of one session already share theirs, so sharing it
+    across sessions changes nothing else. Done only in this child, which nothing but moto uses;
+    if botocore ever stops creating loaders this way, the child is merely slower.
+    """
+    import botocore.loaders
+    import botocore.session
+
+    sessions: Any = botocore.session
+    create: Any = botocore.loaders.create_loader
+    shared = functools.lru_cache(maxsize=None)(create)
+    if getattr(sessions, "create_loader", None) is create:
+        sessions.create_loader = shared
+
+
 def serve(fd: int, cluster: str, region: str, stdin: IO[str], stdout: IO[str]) -> None:
     """The child's life: start moto on ``fd``, seed it, announce it, serve until ``stdin`` closes."""
     moto = MotoEC2(region)
@@ -125,6 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # Ctrl-C in a terminal reaches the whole process group: the parent decides when we stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    share_botocore_loader()
     serve(args.fd, args.cluster, args.region, sys.stdin, sys.stdout)
     return 0
 

@@ -8,13 +8,27 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
+import botocore.loaders
+import botocore.session
 import pytest
 
 from localcluster.cluster import LocalCluster
 from localcluster.ec2 import ZONES, eks_ami_parameter
-from localcluster.motoprocess import MotoProcess, MotoProcessError
+from localcluster.motoprocess import MotoProcess, MotoProcessError, share_botocore_loader
 
-pytestmark = pytest.mark.slow
+
+def test_sessions_share_one_botocore_loader_once_patched(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The test process must not keep the patch: monkeypatch puts the original back afterwards.
+    monkeypatch.setattr(botocore.session, "create_loader", botocore.loaders.create_loader)
+    loader = "data_loader"
+    assert botocore.session.Session().get_component(loader) is not botocore.session.Session().get_component(
+        loader
+    )
+    share_botocore_loader()
+    share_botocore_loader()  # twice is the same as once
+    assert botocore.session.Session().get_component(loader) is botocore.session.Session().get_component(
+        loader
+    )
 
 
 def _port_open(endpoint: str) -> bool:
@@ -26,6 +40,7 @@ def _port_open(endpoint: str) -> bool:
         return False
 
 
+@pytest.mark.slow
 async def test_child_serves_the_seeded_account_then_exits_when_closed() -> None:
     moto = MotoProcess.spawn(cluster="blue")
     try:
@@ -52,6 +67,7 @@ async def test_child_serves_the_seeded_account_then_exits_when_closed() -> None:
     await moto.stop()  # a second stop is harmless
 
 
+@pytest.mark.slow
 async def test_child_that_dies_before_it_is_ready_is_reported() -> None:
     moto = MotoProcess.spawn()
     moto._process.kill()
@@ -60,6 +76,7 @@ async def test_child_that_dies_before_it_is_ready_is_reported() -> None:
     await moto.stop()
 
 
+@pytest.mark.slow
 async def test_local_cluster_refuses_a_moto_process_seeding_another_cluster() -> None:
     moto = MotoProcess.spawn(cluster="green")
     try:
