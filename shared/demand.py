@@ -25,7 +25,11 @@ A ``PodDemand`` object::
      "requirements": [[NodeSelectorRequirement...], ...],            # ORed; each list ANDed
      "tolerations": [Toleration...], "priority": int,
      "owner": {"kind": str, "name": str} | null,
-     "firstSeen": float, "reason": "unschedulable" | "predicted"}
+     "firstSeen": float, "reason": "unschedulable" | "predicted",
+     "exclusive": str}                                               # optional, see below
+
+``exclusive`` (absent when none) names the group of pods that may not share a node, because
+a required pod anti-affinity term of theirs selects themselves (see ``shared.podaffinity``).
 
 An empty ``requirements`` list means no node can take the pod; ``[[]]`` means any node can.
 Receivers ignore fields they do not know (so a field can be added without a version bump) and
@@ -42,7 +46,7 @@ from typing import Any, Final, Literal, TypeAlias, TypeVar, get_args
 
 import orjson
 
-from shared import pods
+from shared import podaffinity, pods
 from shared.errors import FieldError, ValidationError
 from shared.requirements import Requirements
 from shared.resources import Resources
@@ -70,11 +74,16 @@ class PodDemand:
     owner_name: str | None
     first_seen: float
     reason: Reason
+    exclusive: str | None = None  # pods with the same key may not share a node
 
     @classmethod
     def from_pod(cls, pod: Mapping[str, Any], reason: Reason, first_seen: float) -> PodDemand:
         """The demand of an API pod; raises ValidationError on a pod kube-scheduler would reject."""
         needs = pods.scheduling_needs(pod)
+        try:
+            exclusive = podaffinity.exclusive_key(pod)
+        except FieldError as exc:
+            raise ValidationError([exc], "pod") from None
         meta = pod.get("metadata")
         meta = meta if isinstance(meta, Mapping) else {}
         controller = pods.owner(pod)
@@ -90,6 +99,7 @@ class PodDemand:
             owner_name=controller[1] if controller else None,
             first_seen=first_seen,
             reason=reason,
+            exclusive=exclusive,
         )
 
     @property
@@ -102,7 +112,7 @@ class PodDemand:
             if self.owner_kind is not None and self.owner_name is not None
             else None
         )
-        return {
+        wire = {
             "uid": self.uid,
             "namespace": self.namespace,
             "name": self.name,
@@ -114,6 +124,9 @@ class PodDemand:
             "firstSeen": self.first_seen,
             "reason": self.reason,
         }
+        if self.exclusive is not None:
+            wire["exclusive"] = self.exclusive
+        return wire
 
     @classmethod
     def from_wire(cls, raw: object, path: str = "demand") -> PodDemand:
@@ -147,6 +160,9 @@ class PodDemand:
         reason = r.string(obj, "reason", path)
         if reason not in REASONS and not r.failed(f"{path}.reason"):
             r.error(f"{path}.reason", f"{reason!r} is not one of {', '.join(sorted(REASONS))}")
+        exclusive = (
+            r.string(obj, "exclusive", path, non_empty=True) if obj.get("exclusive") is not None else None
+        )
         r.done("demand")
         return cls(
             uid=uid,
@@ -160,6 +176,7 @@ class PodDemand:
             owner_name=owner_name,
             first_seen=first_seen,
             reason=reason,  # type: ignore[arg-type]  # checked against REASONS above
+            exclusive=exclusive,
         )
 
 

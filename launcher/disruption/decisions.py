@@ -11,7 +11,10 @@ start now, in Karpenter's order of precedence:
 3. **Underutilized** (``WhenEmptyOrUnderutilized``): a node whose pods all fit on other nodes is
    deleted; else one whose pods fit on one cheaper instance type of its pool is replaced. At most
    one per pool at a time, never while NodeClaims are in flight, never while the pods a node was
-   launched for are still starting, never within ``consolidateAfter`` of its last pod event.
+   launched for are still starting, never within ``consolidateAfter`` of its last pod event, and
+   never when one of its pods has a required inter-pod constraint (pod affinity, anti-affinity,
+   DoNotSchedule topology spread): the simulation places pods by resources, taints and node
+   affinity only, and moving such a pod could leave it pending.
 
 Capacity is never taken from pending pods: a node that a pending pod could use is left alone,
 and pending pods are placed (first fit) before moved pods count on other nodes' free room. A node
@@ -47,6 +50,9 @@ class PodInfo:
     demand: PodDemand
     ready: bool = True
     do_not_disrupt: bool = False
+    # A required inter-pod constraint the placement simulation does not model (pod affinity,
+    # anti-affinity, hard topology spread): consolidation leaves such a pod's node alone.
+    inter_pod_constraint: str | None = None
 
     @property
     def uid(self) -> str:
@@ -337,6 +343,12 @@ def _consolidation_block(
     starting = next((p for p in node.pods if not p.ready), None)
     if starting is not None:
         return f"pod {starting.demand.key} is not Ready"
+    constrained = next((p for p in node.pods if p.inter_pod_constraint), None)
+    if constrained is not None:
+        return (
+            f"pod {constrained.demand.key} has {constrained.inter_pod_constraint}, "
+            "which the consolidation simulation does not model"
+        )
     return _voluntary_block(node, view, snapshot, rooms)
 
 

@@ -18,7 +18,7 @@ from launcher.disruption.mark import Mark, node_mark
 from launcher.disruption.podevents import recorded_pod_event
 from launcher.lifecycle.decisions import node_is_ready
 from launcher.model import InstanceType
-from shared import labels, pods
+from shared import labels, podaffinity, pods
 from shared.api.nodeclaim import INITIALIZED, NodeClaim
 from shared.demand import PodDemand
 from shared.errors import ValidationError
@@ -126,7 +126,12 @@ def node_info(
     live = [p for p in pods_here if not pods.is_terminal(p)]
     used = sum((_requests(p) for p in live), EMPTY)
     moving = tuple(
-        PodInfo(pod_demand(p), ready=pod_ready(p), do_not_disrupt=do_not_disrupt(p))
+        PodInfo(
+            pod_demand(p),
+            ready=pod_ready(p),
+            do_not_disrupt=do_not_disrupt(p),
+            inter_pod_constraint=podaffinity.hard_inter_pod_constraint(p),
+        )
         for p in moving_pods(live)
     )
     terminating = sum(1 for p in live if evictable(p) and (p.get("metadata") or {}).get("deletionTimestamp"))

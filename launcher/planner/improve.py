@@ -62,11 +62,13 @@ def merge(
     options_for: Callable[[Requirements], Sequence[Option]],
     threshold: float = MERGE_UTILISATION,
     limit: int = MERGE_CANDIDATES,
+    conflict: Callable[[Draft, Draft], bool] | None = None,
 ) -> list[Draft]:
     """Merge pairs of drafts while a merge lowers cost; returns the drafts, merged ones in place.
 
     Greedy and deterministic: the emptiest draft first, merged with the partner that saves the
     most (ties: the earlier draft), repeated until no pair of light drafts saves anything.
+    ``conflict`` vetoes pairs whose pods may not share a node (exclusive groups).
     """
     out = list(drafts)
     intersections: dict[tuple[Requirements, Requirements], Requirements | None] = {}
@@ -78,6 +80,8 @@ def merge(
         best: tuple[float, int, int, Draft] | None = None
         for a_pos, a in enumerate(light):
             for b in light[a_pos + 1 :]:
+                if conflict is not None and conflict(out[a], out[b]):
+                    continue
                 merged = _merged(out[a], out[b], options_for, intersections)
                 if merged is None:
                     continue

@@ -1,15 +1,18 @@
 """Bin-packing one group of pods onto new nodes (pure, integer arithmetic).
 
-A group is pods of one NodePool with the same requirements, so any of them may share a node.
-Pods come in *shapes* (identical requests) with counts, and bins carry a multiplicity, so
-10,000 identical pods cost a division rather than 10,000 placements.
+A group is pods of one NodePool with the same requirements, so any of them may share a node
+(except pods of one exclusive group, below). Pods come in *shapes* (identical requests) with
+counts, and bins carry a multiplicity, so 10,000 identical pods cost a division rather than
+10,000 placements.
 
 First-fit-decreasing: bins are sized by a "bin type"; shapes are placed largest first (by their
 dominant share of the bin type), each into the first open bin with room, and new bins open when
-none has any. Each bin is then shrunk to the cheapest type that still holds its contents. The
-improvement step repeats this for the few most promising bin types and keeps the cheapest
-result: the single best-value type minimises cost for uniform demand, while smaller types can
-win for a mixed or small group.
+none has any. A shape with an ``exclusive`` key puts at most one pod in a bin, never beside
+another shape with the same key; such shapes go first, so the others fill the room they leave.
+Each bin is then shrunk to the cheapest type that still holds its contents. The improvement
+step repeats this for the few most promising bin types and keeps the cheapest result: the
+single best-value type minimises cost for uniform demand, while smaller types can win for a
+mixed or small group.
 """
 
 from __future__ import annotations
@@ -29,11 +32,15 @@ Vector = tuple[int, ...]
 
 @dataclass(frozen=True)
 class Shape:
-    """Identical pods: their per-resource requests (in ``keys`` order) and how many."""
+    """Identical pods: their per-resource requests (in ``keys`` order) and how many.
+
+    ``exclusive``: pods with one key may not share a node (see ``PodDemand.exclusive``).
+    """
 
     index: int
     requests: Vector
     count: int
+    exclusive: str | None = None
 
 
 @dataclass
@@ -86,14 +93,25 @@ def first_fit_decreasing(shapes: Sequence[Shape], capacity: Vector) -> list[Bin]
     def dominant(shape: Shape) -> float:
         return max((r / c for r, c in zip(shape.requests, capacity, strict=True) if c > 0), default=0.0)
 
+    exclusive = {s.index: s.exclusive for s in shapes if s.exclusive is not None}
+
+    def excludes(shape: Shape, current: Bin) -> bool:
+        return shape.exclusive is not None and any(
+            exclusive.get(i) == shape.exclusive for i in current.contents
+        )
+
     bins: list[Bin] = []
-    for shape in sorted(shapes, key=lambda s: (-dominant(s), s.index)):
+    for shape in sorted(shapes, key=lambda s: (s.exclusive is None, -dominant(s), s.index)):
         remaining = shape.count
+        per_bin_cap = 1 if shape.exclusive is not None else remaining
         position = 0
         while remaining and position < len(bins):
             current = bins[position]
+            if excludes(shape, current):
+                position += 1
+                continue
             free = [c - u for c, u in zip(capacity, current.used, strict=True)]
-            k = min(how_many(shape.requests, free), remaining)
+            k = min(how_many(shape.requests, free), remaining, per_bin_cap)
             if k > 0:
                 copies = min(current.multiplicity, remaining // k) if remaining >= k else 0
                 if copies == 0:
@@ -111,6 +129,7 @@ def first_fit_decreasing(shapes: Sequence[Shape], capacity: Vector) -> list[Bin]
             per_bin = how_many(shape.requests, capacity)
             if per_bin == 0:
                 raise ValueError(f"shape {shape.index} does not fit the bin type")
+            per_bin = min(per_bin, per_bin_cap)
             full, leftover = divmod(remaining, per_bin)
             if full:
                 used = [per_bin * r for r in shape.requests]

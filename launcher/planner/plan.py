@@ -5,11 +5,14 @@ Steps, in order:
 1. Pods already planned for an in-flight claim stay with it.
 2. Other pods that fit the spare room of an in-flight claim wait for it; predicted demand may
    also count on free room of existing nodes (pods the scheduler already rejected may not:
-   its verdict beats our simulation).
+   its verdict beats our simulation). A pod never waits for a claim that already holds a pod
+   of its exclusive group.
 3. Every other pod is given the highest-weight NodePool that can serve it (see ``fit``), and
    pods with the same pool and requirements form a group.
-4. Each group is bin-packed (see ``packing``); the bins of a pool are then improved by merging
-   light ones whose requirements are compatible (see ``improve``). Each bin becomes a claim
+4. Each group is bin-packed (see ``packing``), at most one pod of an exclusive group per node
+   (``PodDemand.exclusive``: replicas that repel each other by pod anti-affinity); the bins of
+   a pool are then improved by merging light ones whose requirements are compatible and that
+   do not hold two pods of one exclusive group (see ``improve``). Each bin becomes a claim
    listing every type that holds its pods, cheapest first, capped at 60 for CreateFleet.
 5. Limits: a claim counts toward its pool's limits with the LARGEST capacity among the types
    it lists (CreateFleet may launch any of them, as Karpenter counts). A claim that would take
@@ -63,12 +66,13 @@ def _room_after(room: Resources, requests: Resources) -> Resources | None:
 
 @dataclass
 class _Group:
-    """Pods of one pool with the same requirements, by shape (identical requests)."""
+    """Pods of one pool with the same requirements, by shape (identical requests and exclusive key)."""
 
     pool: str
     requirements: Requirements
     shapes: list[Resources]
     queues: list[list[str]]  # uids per shape, in planning order
+    exclusive: list[str | None]  # per shape: no two pods with one key on a node
 
 
 @dataclass
@@ -166,7 +170,7 @@ def plan(
 
     todo = pending
     while todo:
-        groups: dict[tuple[str, Requirements], dict[Resources, list[str]]] = {}
+        groups: dict[tuple[str, Requirements], dict[tuple[Resources, str | None], list[str]]] = {}
         by_uid = {pod.uid: pod for pod in todo}
         for pod in todo:
             choice = planner.choose(pod, excluded.get(pod.uid, frozenset()))
@@ -175,18 +179,26 @@ def plan(
                 unschedulable[pod.uid] = f"{earlier}; {choice}" if earlier else choice
                 continue
             by_shape = groups.setdefault((choice.pool.name, choice.requirements), {})
-            by_shape.setdefault(pod.requests, []).append(pod.uid)
+            by_shape.setdefault((pod.requests, pod.exclusive), []).append(pod.uid)
         bounced: list[PodDemand] = []
         for view in planner.pools:
             pool_groups = [
-                _Group(pool, reqs, list(by_shape), list(by_shape.values()))
+                _Group(
+                    pool,
+                    reqs,
+                    [requests for requests, _ in by_shape],
+                    list(by_shape.values()),
+                    [exclusive for _, exclusive in by_shape],
+                )
                 for (pool, reqs), by_shape in sorted(groups.items(), key=lambda g: str(g[0][1]))
                 if pool == view.name
             ]
             if not pool_groups:
                 continue
             drafts = _drafts(planner, pool_groups)
-            drafts = merge(drafts, partial(_options, planner, view.name))
+            drafts = merge(
+                drafts, partial(_options, planner, view.name), conflict=partial(_share_exclusive, pool_groups)
+            )
             for draft in drafts:
                 uids = [
                     uid
@@ -223,16 +235,31 @@ def _cover(
     planned_for = {uid: claim.name for claim in in_flight for uid in claim.pods}
     claim_room = {claim.name: claim.room for claim in in_flight}
     node_room = {node.name: node.free for node in nodes}
+    by_uid = {pod.uid: pod for pod in ordered}
+    # Exclusive keys of the pods each claim is (or is now taken to be) for.
+    claim_keys: dict[str, set[str]] = {claim.name: set() for claim in in_flight}
+    for claim in in_flight:
+        claim_keys[claim.name] |= {
+            key for uid in claim.pods if uid in by_uid and (key := by_uid[uid].exclusive) is not None
+        }
     for pod in ordered:
         if pod.uid in planned_for:
             covered[pod.uid] = planned_for[pod.uid]
             continue
-        place = _existing_place(pod, in_flight, claim_room, nodes, node_room)
+        place = _existing_place(pod, in_flight, claim_room, claim_keys, nodes, node_room)
         if place is not None:
             covered[pod.uid] = place
+            if pod.exclusive is not None and place in claim_keys:
+                claim_keys[place].add(pod.exclusive)
         else:
             pending.append(pod)
     return covered, pending
+
+
+def _share_exclusive(groups: Sequence[_Group], a: Draft, b: Draft) -> bool:
+    """Whether drafts ``a`` and ``b`` hold pods of one exclusive group (they may not merge)."""
+    keys_a = {groups[g].exclusive[s] for g, s in a.contents} - {None}
+    return any(groups[g].exclusive[s] in keys_a for g, s in b.contents)
 
 
 def _options(planner: _Planner, pool: str, reqs: Requirements) -> list[Option]:
@@ -245,7 +272,7 @@ def _drafts(planner: _Planner, groups: Sequence[_Group]) -> list[Draft]:
     for g, group in enumerate(groups):
         fitting = planner.fitting(group.pool, group.requirements)
         shapes = [
-            Shape(i, vector(requests, planner.keys), len(group.queues[i]))
+            Shape(i, vector(requests, planner.keys), len(group.queues[i]), group.exclusive[i])
             for i, requests in enumerate(group.shapes)
         ]
         for packed in pack(shapes, fitting.candidates, planner.keys, rooms=fitting.rooms):
@@ -266,10 +293,13 @@ def _existing_place(
     pod: PodDemand,
     in_flight: Sequence[InFlightClaim],
     claim_room: dict[str, Resources],
+    claim_keys: Mapping[str, set[str]],
     nodes: Sequence[NodeRoom],
     node_room: dict[str, Resources],
 ) -> str | None:
     for claim in in_flight:
+        if pod.exclusive is not None and pod.exclusive in claim_keys[claim.name]:
+            continue
         left = _room_after(claim_room[claim.name], pod.requests)
         if left is None or untolerated_taints(pod.tolerations, claim.taints):
             continue

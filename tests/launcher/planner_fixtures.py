@@ -110,6 +110,7 @@ def pod(
     tolerations: tuple[Toleration, ...] = (),
     reason: str = "unschedulable",
     first_seen: float = 0.0,
+    exclusive: str | None = None,
 ) -> PodDemand:
     requests = Resources.parse({"cpu": cpu, "memory": memory}) + Resources(pods=1)
     return PodDemand(
@@ -124,4 +125,5 @@ def pod(
         owner_name=None,
         first_seen=first_seen,
         reason=reason,  # type: ignore[arg-type]
+        exclusive=exclusive,
     )

@@ -315,6 +315,19 @@ def test_do_not_disrupt_pod_blocks_consolidation() -> None:
     assert "do-not-disrupt" in decisions.blocked["a"]
 
 
+def test_pods_with_inter_pod_constraints_block_consolidation_but_not_expiry() -> None:
+    spread = "a DoNotSchedule topology spread on kubernetes.io/hostname"
+    a = node("a", pod("p1", inter_pod_constraint=spread))
+    b = node("b", pod("q1"), pod("q2"))
+    decisions = decide(snap(a, b))
+    assert "a" not in chosen(snap(a, b))
+    assert spread in decisions.blocked["a"]
+    # The same node without the constraint goes: the constraint is what kept it.
+    assert chosen(snap(node("a", pod("p1")), b)) == {"a": UNDERUTILIZED}
+    old = replace(a, created=NOW - timedelta(days=40), expire_after=timedelta(days=30))
+    assert chosen(snap(old, b)) == {"a": EXPIRED}
+
+
 def test_not_ready_pods_block_consolidation() -> None:
     a = node("a", pod("p1", ready=False))
     b = node("b", pod("q1"), pod("q2"))

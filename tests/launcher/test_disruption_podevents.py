@@ -258,3 +258,13 @@ def test_never_removed_before_consolidate_after_since_the_last_pod_was_gone(
     # Not much later either: the gone pod is seen one round late at most, the clock's end too.
     assert left
     assert removed_at <= max(left) + AFTER.total_seconds() + 2 * step
+
+
+def test_node_info_names_the_inter_pod_constraint_of_each_pod() -> None:
+    spread = pod("spread")
+    spread["spec"]["topologySpreadConstraints"] = [
+        {"maxSkew": 1, "topologyKey": labels.ZONE, "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {}}
+    ]
+    info = node_info(NODE, claim(), [spread, pod("plain")], TYPES, T0)
+    constraints = {p.demand.name: p.inter_pod_constraint for p in info.pods}
+    assert constraints == {"spread": f"a DoNotSchedule topology spread on {labels.ZONE}", "plain": None}

@@ -166,6 +166,7 @@ ALTERNATIVES = [
     (Requirements.from_labels({"intent": "apps"}),),
 ]
 TOLERATIONS = [(), (Toleration(key="dedicated", operator="Exists"),)]
+EXCLUSIVE = [None, None, "web", "db"]
 
 
 @st.composite
@@ -181,6 +182,7 @@ def scenarios(draw: st.DrawFn) -> tuple[dict[str, PodDemand], list[PoolView]]:
             alternatives=draw(st.sampled_from(ALTERNATIVES)),
             tolerations=draw(st.sampled_from(TOLERATIONS)),
             first_seen=float(i),
+            exclusive=draw(st.sampled_from(EXCLUSIVE)),
         )
     pools = [nodepool("general", limits={"cpu": str(draw(st.integers(4, 64)))})]
     if draw(st.booleans()):
@@ -202,6 +204,59 @@ def test_every_pod_is_planned_exactly_once(scenario: tuple[dict[str, PodDemand],
     result = plan(demand=pods, pools=pools, types=CATALOGUE)
     seen = [uid for c in result.claims for uid in c.pods] + list(result.covered) + list(result.unschedulable)
     assert sorted(seen) == sorted(pods)
+
+
+@settings(max_examples=60, deadline=None)
+@given(scenarios())
+def test_no_claim_holds_two_pods_of_one_exclusive_group(
+    scenario: tuple[dict[str, PodDemand], list[PoolView]],
+) -> None:
+    pods, pools = scenario
+    result = plan(demand=pods, pools=pools, types=CATALOGUE)
+    for claim in result.claims:
+        keys = [pods[uid].exclusive for uid in claim.pods if pods[uid].exclusive is not None]
+        assert len(keys) == len(set(keys)), (claim.pods, keys)
+
+
+def test_replicas_that_repel_each_other_get_a_node_each_and_others_still_share() -> None:
+    one_type = nodepool(
+        requirements=[
+            {"key": labels.INSTANCE_TYPE, "operator": "In", "values": ["m5.xlarge"]},
+            {"key": labels.CAPACITY_TYPE, "operator": "In", "values": ["on-demand"]},
+        ]
+    )  # 3 one-cpu pods per node
+
+    def web_per_claim(exclusive: str | None) -> list[int]:
+        replicas = [pod(f"web-{i}", exclusive=exclusive) for i in range(3)]
+        others = [pod(f"job-{i}") for i in range(6)]
+        result = plan(demand=demand_of(*replicas, *others), pools=[one_type], types=CATALOGUE)
+        assert not result.unschedulable
+        assert len(result.claims) == 3  # nine pods, three per node, either way
+        return sorted(sum(uid.startswith("web-") for uid in c.pods) for c in result.claims)
+
+    assert web_per_claim("web") == [1, 1, 1]  # each node one replica, the jobs fill the rest
+    assert web_per_claim(None) != [1, 1, 1]  # without the key the packer puts replicas together
+
+
+def test_an_exclusive_pod_does_not_wait_for_a_claim_holding_its_sibling() -> None:
+    claim = InFlightClaim(
+        name="default-abc",
+        nodepool="default",
+        requirements=Requirements.from_labels({labels.INSTANCE_TYPE: "m5.2xlarge"}),
+        taints=(),
+        room=Resources(cpu=6000, memory=16 * 2**30, pods=20),
+        pods=frozenset({"web-0"}),
+    )
+    pods = demand_of(
+        pod("web-0", exclusive="web"),
+        pod("web-1", exclusive="web"),
+        pod("db-0", exclusive="db"),
+        pod("db-1", exclusive="db"),
+    )
+    result = plan(demand=pods, pools=[nodepool()], types=CATALOGUE, in_flight=[claim])
+    # web-1 may not join its sibling; db-0 may, and then db-1 may not join db-0.
+    assert result.covered == {"web-0": "default-abc", "db-0": "default-abc"}
+    assert sorted(sorted(c.pods) for c in result.claims) in ([["db-1"], ["web-1"]], [["db-1", "web-1"]])
 
 
 @settings(max_examples=60, deadline=None)

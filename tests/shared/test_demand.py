@@ -133,6 +133,7 @@ DEMANDS = st.builds(
     owner_name=st.none(),
     first_seen=st.floats(0, 2e9, allow_nan=False),
     reason=st.sampled_from(["unschedulable", "predicted"]),
+    exclusive=st.none() | st.text(min_size=1, max_size=12),
 ).map(lambda d: PodDemand(**{**d.__dict__, "owner_name": "j" if d.owner_kind else None}))
 SOURCES = st.text(min_size=1, max_size=10)
 SEQS = st.integers(0, 2**53)
@@ -204,6 +205,8 @@ DELETE = object()
         ("demand.owner", "Job/x", "demand.owner"),
         ("demand.firstSeen", "yesterday", "demand.firstSeen"),
         ("demand.reason", "bored", "demand.reason"),
+        ("demand.exclusive", "", "demand.exclusive"),
+        ("demand.exclusive", 7, "demand.exclusive"),
     ],
 )
 def test_malformed_messages_name_the_field(path: str, value: Any, error_path: str) -> None:
