@@ -1,44 +1,64 @@
-"""The scheduler's cache: nodes and the resources their pods hold, including assumed pods.
+"""The scheduler's cache: nodes and the pods on them, including assumed pods.
 
-kube-scheduler binds asynchronously, so a pod it has just placed is "assumed" on its node
-(counted immediately) until the API confirms the binding; the next pod in the same burst then
-sees the reduced room instead of overcommitting the node. Pure bookkeeping, no I/O.
+Each pod is kept as what the filters need of it: the resources it holds, and its namespace,
+labels and required anti-affinity terms for InterPodAffinity. kube-scheduler binds
+asynchronously, so a pod it has just placed is "assumed" on its node (counted immediately)
+until the API confirms the binding; the next pod in the same burst then sees the reduced room
+(and the new neighbour) instead of overcommitting the node. Pure bookkeeping, no I/O.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from shared.resources import EMPTY, Resources
 
-from .model import NodeFacts, Obj, PodFacts, node_facts
+from .model import NodeFacts, Obj, PodAffinityTerm, PodFacts, node_facts
 
 
 @dataclass(frozen=True, slots=True)
 class PodUsage:
-    """What one pod holds on its node: requests for fit, non-zero requests for scoring."""
+    """One pod on its node: requests for fit, non-zero requests for scoring, and what
+    InterPodAffinity matches (namespace and labels) or enforces (required anti-affinity)."""
 
     uid: str
     requests: Resources
     nonzero_cpu: int
     nonzero_memory: int
     priority: int = 0
+    namespace: str = "default"
+    labels: Mapping[str, str] = field(default_factory=dict)
+    anti_affinity_terms: tuple[PodAffinityTerm, ...] = ()
 
     @classmethod
     def of(cls, pod: PodFacts) -> PodUsage:
-        return cls(pod.uid, pod.requests, pod.nonzero_cpu, pod.nonzero_memory, pod.priority)
+        return cls(
+            pod.uid,
+            pod.requests,
+            pod.nonzero_cpu,
+            pod.nonzero_memory,
+            pod.priority,
+            pod.namespace,
+            pod.labels,
+            pod.anti_affinity_terms,
+        )
 
 
 @dataclass(slots=True)
 class NodeInfo:
-    """One node and the pods on it (the node may not be known yet while its pods are)."""
+    """One node and the pods on it (the node may not be known yet while its pods are).
+
+    ``anti_affinity_pods`` are the pods with required anti-affinity terms (kube-scheduler's
+    ``PodsWithRequiredAntiAffinity``), so InterPodAffinity skips nodes without any at once.
+    """
 
     name: str
     facts: NodeFacts | None = None
     raw: Obj | None = None
     pods: dict[str, PodUsage] = field(default_factory=dict)
+    anti_affinity_pods: dict[str, PodUsage] = field(default_factory=dict)
     requested: Resources = EMPTY
     nonzero_cpu: int = 0
     nonzero_memory: int = 0
@@ -47,6 +67,8 @@ class NodeInfo:
         if usage.uid in self.pods:
             self.remove(usage.uid)
         self.pods[usage.uid] = usage
+        if usage.anti_affinity_terms:
+            self.anti_affinity_pods[usage.uid] = usage
         self.requested = self.requested + usage.requests
         self.nonzero_cpu += usage.nonzero_cpu
         self.nonzero_memory += usage.nonzero_memory
@@ -55,6 +77,7 @@ class NodeInfo:
         usage = self.pods.pop(uid, None)
         if usage is None:
             return
+        self.anti_affinity_pods.pop(uid, None)
         self.requested = self.requested - usage.requests
         self.nonzero_cpu -= usage.nonzero_cpu
         self.nonzero_memory -= usage.nonzero_memory
@@ -135,6 +158,12 @@ class ClusterCache:
 
     def node_of(self, uid: str) -> str | None:
         return self._pod_node.get(uid)
+
+    def pod(self, uid: str) -> PodUsage | None:
+        """The pod as counted on its node (bound or assumed), or None."""
+        node_name = self._pod_node.get(uid)
+        info = self._nodes.get(node_name) if node_name is not None else None
+        return info.pods.get(uid) if info is not None else None
 
     def _place(self, node_name: str, usage: PodUsage) -> None:
         current = self._pod_node.get(usage.uid)

@@ -34,7 +34,7 @@ from shared.tasks import cancel_and_wait
 from .cache import ClusterCache, NodeInfo, PodUsage
 from .config import SchedulerConfig
 from .extenders import Extender
-from .filters import NodeStatus, run_filters
+from .filters import NodeStatus, inter_pod_state, matches_all_terms, run_filters
 from .messages import (
     REASON_SCHEDULER_ERROR,
     REASON_UNSCHEDULABLE,
@@ -270,7 +270,7 @@ class Scheduler:
                     self.cache.remove_pod(facts.uid)
                     self._moved()
             else:
-                self.cache.add_pod(facts.node_name, PodUsage.of(facts))
+                self._pod_assigned(facts)
             return
         deleting = bool((pod.get("metadata") or {}).get("deletionTimestamp"))
         if facts.scheduler_name not in self.scheduler_names or deleting or is_terminal(pod):
@@ -281,6 +281,23 @@ class Scheduler:
         changed = old is None or _scheduling_view(old) != _scheduling_view(pod)
         self.queue.add(dict(pod), facts, time.monotonic(), changed=changed)
         self._wake.set()
+
+    def _pod_assigned(self, facts: PodFacts) -> None:
+        """Count a bound pod; a new neighbour may satisfy pending pods' required pod affinity.
+
+        As kube-scheduler's AssignedPodAdd/Update events do, a pod newly seen bound (also one
+        this scheduler assumed) or relabelled moves the unschedulable pods whose required
+        affinity terms it matches all of.
+        """
+        previous = self.cache.pod(facts.uid)
+        fresh = previous is None or self.cache.is_assumed(facts.uid) or previous.labels != facts.labels
+        usage = PodUsage.of(facts)
+        self.cache.add_pod(facts.node_name, usage)
+        if fresh and self.queue.move_matching(
+            time.monotonic(),
+            lambda waiting: matches_all_terms(waiting.affinity_terms, usage.namespace, usage.labels),
+        ):
+            self._wake.set()
 
     def _pod_deleted(self, pod: Obj) -> None:
         facts = self._facts(pod)
@@ -322,8 +339,9 @@ class Scheduler:
             return
         statuses: dict[str, NodeStatus] = {}
         feasible: list[NodeInfo] = []
+        inter_pod = inter_pod_state(pod, nodes)
         for info in nodes:
-            status = run_filters(pod, info, self._ignored)
+            status = run_filters(pod, info, self._ignored, inter_pod)
             if status is None:
                 feasible.append(info)
             else:

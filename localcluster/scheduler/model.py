@@ -1,9 +1,9 @@
 """Pods and nodes as the scheduler sees them: facts parsed once from the API's JSON.
 
-Parsing a pod's requests, tolerations and affinity once when it enters the queue (and a
-node's allocatable and taints once per update) keeps the filter loop to integer compares and
-set lookups, which is what lets a burst of hundreds of pods schedule in milliseconds each.
-Pure: plain dicts in, frozen dataclasses out.
+Parsing a pod's requests, tolerations, node affinity and required inter-pod (anti-)affinity
+terms once when it enters the queue (and a node's labels, allocatable and taints once per
+update) keeps the filter loop to integer compares and set lookups, which is what lets a burst
+of hundreds of pods schedule in milliseconds each. Pure: plain dicts in, frozen dataclasses out.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from shared.errors import FieldError
+from shared.podaffinity import label_selector
 from shared.pods import node_labels_and_name, scheduling_needs
 from shared.requirements import Requirements, parse_requirement_list
 from shared.resources import CPU, EMPTY, MEMORY, PODS, Resources
@@ -35,11 +37,38 @@ class PreferredTerm:
 
 
 @dataclass(frozen=True, slots=True)
+class PodAffinityTerm:
+    """A required ``PodAffinityTerm``, resolved against the namespace of the pod that owns it.
+
+    ``selector`` None is a null labelSelector (matches no pod); an empty one matches every pod.
+    ``namespaces`` None means every namespace: a ``namespaceSelector`` is set. ``{}`` selects
+    every namespace; a non-empty one would need the Namespace objects' labels, which the
+    scheduler does not watch, so it is taken to select every namespace as well (it errs toward
+    counting too many pods: anti-affinity keeps pods apart, affinity finds a peer more easily).
+    Without a namespaceSelector the ``namespaces`` listed, or the owner's own namespace when
+    none are.
+    """
+
+    topology_key: str
+    selector: Requirements | None
+    namespaces: frozenset[str] | None
+
+    def matches(self, namespace: str, labels: Mapping[str, str]) -> bool:
+        """``AffinityTerm.Matches``: the pod's namespace is in scope and its labels are selected."""
+        if self.selector is None:
+            return False
+        if self.namespaces is not None and namespace not in self.namespaces:
+            return False
+        return self.selector.matches(labels)
+
+
+@dataclass(frozen=True, slots=True)
 class PodFacts:
     """What scheduling needs from a pod; ``requests`` excludes the ``pods`` slot it takes.
 
     ``alternatives`` are nodeSelector ANDed with each required affinity term, ORed
-    (``shared.pods.node_selector_terms``); an empty tuple matches no node.
+    (``shared.pods.node_selector_terms``); an empty tuple matches no node. ``affinity_terms``
+    and ``anti_affinity_terms`` are the required podAffinity and podAntiAffinity terms.
     """
 
     uid: str
@@ -57,6 +86,9 @@ class PodFacts:
     preferred_terms: tuple[PreferredTerm, ...]
     preempt_never: bool
     resource_names: frozenset[str]
+    labels: Mapping[str, str]
+    affinity_terms: tuple[PodAffinityTerm, ...]
+    anti_affinity_terms: tuple[PodAffinityTerm, ...]
 
     @property
     def key(self) -> str:
@@ -67,11 +99,13 @@ class PodFacts:
 class NodeFacts:
     """What scheduling needs from a node; ``taints`` include the emulated not-ready taint.
 
-    ``match_labels`` are the labels plus ``metadata.name``, what node requirements match.
+    ``match_labels`` are the labels plus ``metadata.name``, what node requirements match;
+    ``labels`` are the labels alone, what topology keys of inter-pod terms read.
     """
 
     name: str
     match_labels: Mapping[str, str]
+    labels: Mapping[str, str]
     taints: tuple[Taint, ...]
     unschedulable: bool
     allocatable: Resources
@@ -176,15 +210,57 @@ def _preferred(spec: Mapping[str, Any]) -> tuple[PreferredTerm, ...]:
     )
 
 
+def _string_map(raw: object, path: str) -> dict[str, str]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise FieldError(path, "expected a map of strings")
+    return {str(k): str(v) for k, v in raw.items()}
+
+
+def _pod_affinity_term(raw: object, namespace: str, path: str) -> PodAffinityTerm:
+    """One required term (see :class:`PodAffinityTerm` for how namespaces resolve)."""
+    if not isinstance(raw, Mapping):
+        raise FieldError(path, "expected a pod affinity term object")
+    topology_key = raw.get("topologyKey")
+    if not isinstance(topology_key, str) or not topology_key:
+        raise FieldError(f"{path}.topologyKey", "is required")
+    selector = label_selector(raw.get("labelSelector"), f"{path}.labelSelector")
+    raw_namespaces = raw.get("namespaces") or []
+    if not isinstance(raw_namespaces, list):
+        raise FieldError(f"{path}.namespaces", "expected a list of strings")
+    namespace_selector = raw.get("namespaceSelector")
+    if namespace_selector is not None:
+        label_selector(namespace_selector, f"{path}.namespaceSelector")  # validated, not evaluated
+        namespaces = None
+    else:
+        namespaces = frozenset(str(n) for n in raw_namespaces) if raw_namespaces else frozenset((namespace,))
+    return PodAffinityTerm(topology_key, selector, namespaces)
+
+
+def _required_pod_terms(spec: Mapping[str, Any], kind: str, namespace: str) -> tuple[PodAffinityTerm, ...]:
+    """``spec.affinity.<kind>.requiredDuringSchedulingIgnoredDuringExecution``, parsed."""
+    affinity = spec.get("affinity")
+    section = affinity.get(kind) if isinstance(affinity, Mapping) else None
+    if not isinstance(section, Mapping):
+        return ()
+    path = f"spec.affinity.{kind}.requiredDuringSchedulingIgnoredDuringExecution"
+    terms = section.get("requiredDuringSchedulingIgnoredDuringExecution") or []
+    if not isinstance(terms, list):
+        raise FieldError(path, "expected a list of pod affinity terms")
+    return tuple(_pod_affinity_term(t, namespace, f"{path}[{i}]") for i, t in enumerate(terms))
+
+
 def pod_facts(pod: Obj) -> PodFacts:
     """Parse a pod; raises :class:`ValueError` (a FieldError or ValidationError) on bad fields."""
     meta = _meta(pod)
     spec = _spec(pod)
     needs = scheduling_needs(pod)
     nonzero = nonzero_requests(spec)
+    namespace = str(meta.get("namespace") or "default")
     return PodFacts(
         uid=str(meta.get("uid") or f"{meta.get('namespace', '')}/{meta.get('name', '')}"),
-        namespace=str(meta.get("namespace") or "default"),
+        namespace=namespace,
         name=str(meta.get("name") or ""),
         scheduler_name=str(spec.get("schedulerName") or "default-scheduler"),
         node_name=str(spec.get("nodeName") or ""),
@@ -198,6 +274,9 @@ def pod_facts(pod: Obj) -> PodFacts:
         preferred_terms=_preferred(spec),
         preempt_never=spec.get("preemptionPolicy") == "Never",
         resource_names=_resource_names(spec),
+        labels=_string_map(meta.get("labels"), "metadata.labels"),
+        affinity_terms=_required_pod_terms(spec, "podAffinity", namespace),
+        anti_affinity_terms=_required_pod_terms(spec, "podAntiAffinity", namespace),
     )
 
 
@@ -224,9 +303,14 @@ def node_facts(node: Obj) -> NodeFacts:
     if ready != "True" and not any(t.key == TAINT_NOT_READY and t.effect == NO_SCHEDULE for t in taints):
         taints.append(Taint(key=TAINT_NOT_READY, effect=NO_SCHEDULE))
     allocatable = status.get("allocatable") or status.get("capacity") or {}
+    raw_labels = meta.get("labels")
+    labels = (
+        {k: v for k, v in raw_labels.items() if isinstance(v, str)} if isinstance(raw_labels, Mapping) else {}
+    )
     return NodeFacts(
         name=str(meta.get("name") or ""),
         match_labels=node_labels_and_name(node),
+        labels=labels,
         taints=tuple(taints),
         unschedulable=bool(spec.get("unschedulable")),
         allocatable=Resources.parse(allocatable, "status.allocatable"),

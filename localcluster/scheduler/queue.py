@@ -2,17 +2,19 @@
 
 Pods wait in the active queue ordered by PrioritySort (``spec.priority`` high first, then
 oldest). A pod that failed because in-tree filters rejected nodes waits as unschedulable until
-a cluster event (node added or changed, pod deleted) could make it fit; any other failure
-(extender rejected or errored, binding failed) or an event that arrived during the attempt
-sends it to backoff, retried after ``initial * 2**(attempts-1)`` capped at ``maximum`` seconds.
-Unschedulable pods are also retried after ``unschedulable_timeout`` without any event.
-Pure: the caller passes the (monotonic) time and sleeps until :meth:`next_wakeup`.
+a cluster event (node added or changed, pod deleted, or a pod its required pod affinity selects
+bound) could make it fit; any other failure (extender rejected or errored, binding failed) or
+an event that arrived during the attempt sends it to backoff, retried after
+``initial * 2**(attempts-1)`` capped at ``maximum`` seconds. Unschedulable pods are also
+retried after ``unschedulable_timeout`` without any event. Pure: the caller passes the
+(monotonic) time and sleeps until :meth:`next_wakeup`.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -55,6 +57,7 @@ class SchedulingQueue:
         self._seq = itertools.count()
         self.scheduling_cycle = 0
         self._move_request_cycle = -1
+        self._in_flight: str | None = None
 
     def __len__(self) -> int:
         return len(self._pods)
@@ -140,6 +143,22 @@ class SchedulingQueue:
         for pod in list(self._unschedulable.values()):
             self._requeue(pod, now)
 
+    def move_matching(self, now: float, wanted: Callable[[PodFacts], bool]) -> bool:
+        """A cluster event that may only make the pods ``wanted`` picks fit; True if any moved.
+
+        A pod in flight that ``wanted`` picks goes to backoff rather than unschedulable if its
+        attempt fails, as after :meth:`move_all`, since it may have missed the event.
+        """
+        moved = False
+        for pod in list(self._unschedulable.values()):
+            if wanted(pod.facts):
+                self._requeue(pod, now)
+                moved = True
+        flying = self._pods.get(self._in_flight) if self._in_flight is not None else None
+        if flying is not None and flying.where is Where.IN_FLIGHT and wanted(flying.facts):
+            self._move_request_cycle = self.scheduling_cycle
+        return moved
+
     # Scheduling ---------------------------------------------------------------------------
 
     def _flush(self, now: float) -> None:
@@ -163,6 +182,7 @@ class SchedulingQueue:
             self.scheduling_cycle += 1
             pod.cycle = self.scheduling_cycle
             self._set(pod, Where.IN_FLIGHT)
+            self._in_flight = uid
             return pod
         return None
 

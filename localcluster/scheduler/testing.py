@@ -63,6 +63,7 @@ def pod(
     name: str,
     *,
     namespace: str = "default",
+    labels: Mapping[str, str] | None = None,
     cpu: str | None = "1",
     memory: str | None = "1Gi",
     extra_requests: Mapping[str, str] | None = None,
@@ -93,12 +94,10 @@ def pod(
         spec["affinity"] = affinity
     if tolerations:
         spec["tolerations"] = [dict(t) for t in tolerations]
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": spec,
-    }
+    metadata: Obj = {"name": name, "namespace": namespace}
+    if labels:
+        metadata["labels"] = dict(labels)
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
 
 
 def pass_all(verb: str, args: Obj) -> Any:

@@ -300,3 +300,55 @@ async def test_extender_timeout_is_an_error(kube: Cluster, start: Start) -> None
         cond = await wait_for(lambda: condition(v1, "p"))
         assert cond.reason == "SchedulerError"
         assert "deadline exceeded" in cond.message
+
+
+def _required(kind: str, labels: dict[str, str], key: str = "kubernetes.io/hostname") -> dict[str, Any]:
+    term = {"topologyKey": key, "labelSelector": {"matchLabels": labels}}
+    return {kind: {"requiredDuringSchedulingIgnoredDuringExecution": [term]}}
+
+
+async def test_required_anti_affinity_keeps_replicas_apart(kube: Cluster, start: Start) -> None:
+    _, v1 = kube
+    for name in ("n0", "n1"):
+        await v1.create_node(node(name))
+    web = {"app": "web"}
+    async with start():
+        for i in range(3):
+            replica = pod(f"web-{i}", labels=web, cpu="100m", affinity=_required("podAntiAffinity", web))
+            await v1.create_namespaced_pod("default", replica)
+
+        async def settled() -> tuple[list[Any], Any] | None:
+            pods = (await v1.list_namespaced_pod("default")).items
+            bound = [p for p in pods if p.spec.node_name]
+            pending = [p for p in pods if not p.spec.node_name]
+            if len(bound) != 2 or len(pending) != 1:
+                return None
+            cond = next((c for c in pending[0].status.conditions or [] if c.type == "PodScheduled"), None)
+            return (bound, cond) if cond is not None else None
+
+        bound, cond = await wait_for(settled)
+        assert sorted(p.spec.node_name for p in bound) == ["n0", "n1"]
+        assert (cond.status, cond.reason) == ("False", "Unschedulable")
+        assert "didn't match pod anti-affinity rules" in cond.message
+        assert cond.message == (
+            "0/2 nodes are available: 2 node(s) didn't match pod anti-affinity rules. preemption: 0/2 "
+            "nodes are available: 2 No preemption victims found for incoming pod."
+        )
+
+
+async def test_required_pod_affinity_waits_for_its_peer(kube: Cluster, start: Start) -> None:
+    _, v1 = kube
+    for name in ("n0", "n1"):
+        await v1.create_node(node(name))
+    async with start():
+        follower = pod("web", labels={"app": "web"}, affinity=_required("podAffinity", {"app": "cache"}))
+        await v1.create_namespaced_pod("default", follower)
+        cond = await wait_for(lambda: condition(v1, "web"))
+        assert cond.message == (
+            "0/2 nodes are available: 2 node(s) didn't match pod affinity rules. preemption: 0/2 nodes "
+            "are available: 2 Preemption is not helpful for scheduling."
+        )
+        # The peer's binding requeues the follower at once (not after the 5-minute timeout).
+        await v1.create_namespaced_pod("default", pod("cache", labels={"app": "cache"}))
+        peer = await wait_for(lambda: node_of(v1, "cache"))
+        assert await wait_for(lambda: node_of(v1, "web")) == peer
