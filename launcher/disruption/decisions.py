@@ -7,7 +7,8 @@ start now, in Karpenter's order of precedence:
    mirror and terminal ones since ``consolidateAfter``. Limited by budgets; several per pool.
 2. **Expired**: a node older than its ``expireAfter``. Forceful: budgets and ``do-not-disrupt``
    don't stop it (they only slow its drain), but it counts against budgets. Pods that do not fit
-   on the remaining nodes get replacement NodeClaims planned for them, launched before the drain.
+   on the remaining nodes, and pods with inter-pod constraints (which the simulation cannot
+   place safely), get replacement NodeClaims planned for them, launched before the drain.
 3. **Underutilized** (``WhenEmptyOrUnderutilized``): a node whose pods all fit on other nodes is
    deleted; else one whose pods fit on one cheaper instance type of its pool is replaced. At most
    one per pool at a time, never while NodeClaims are in flight, never while the pods a node was
@@ -270,10 +271,13 @@ def decide(snapshot: Snapshot) -> Decisions:
         if node.name in chosen or node.name in rooms.receiving or not expired(node, now):
             continue
         view = snapshot.pools[str(node.nodepool)]
-        pods = [p.demand for p in node.pods]
-        unplaced, _ = rooms.try_place_all(pods, exclude=node.name)
+        # A pod with an inter-pod constraint may not fit where resources say it does: it gets
+        # replacement capacity of its own rather than a place the scheduler could refuse.
+        movable = [p.demand for p in node.pods if not p.inter_pod_constraint]
+        constrained = [p.demand for p in node.pods if p.inter_pod_constraint]
+        unplaced, _ = rooms.try_place_all(movable, exclude=node.name)
         rooms.commit()
-        replacements, message = _replacements_for(unplaced, snapshot)
+        replacements, message = _replacements_for(unplaced + constrained, snapshot)
         budgets.force(view.name)
         choose(Action(node.name, str(node.nodeclaim), view.name, EXPIRED, message, replacements))
 

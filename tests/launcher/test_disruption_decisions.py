@@ -328,6 +328,17 @@ def test_pods_with_inter_pod_constraints_block_consolidation_but_not_expiry() ->
     assert chosen(snap(old, b)) == {"a": EXPIRED}
 
 
+def test_an_expired_nodes_constrained_pods_get_replacements_even_where_room_exists() -> None:
+    expire: dict[str, Any] = {"created": NOW - timedelta(days=40), "expire_after": timedelta(days=30)}
+    roomy = node("roomy", pod("r1"), do_not_disrupt=True)  # stays, with room for both pods
+    plain = node("old", pod("p1"), pod("p2"), **expire)
+    (action,) = [a for a in decide(snap(plain, roomy)).actions if a.node == "old"]
+    assert action.replacements == ()  # both fit on roomy
+    constrained = node("old", pod("p1", inter_pod_constraint="required podAntiAffinity"), pod("p2"), **expire)
+    (action,) = [a for a in decide(snap(constrained, roomy)).actions if a.node == "old"]
+    assert [list(r.pods) for r in action.replacements] == [["p1"]]  # p2 still moves to roomy
+
+
 def test_not_ready_pods_block_consolidation() -> None:
     a = node("a", pod("p1", ready=False))
     b = node("b", pod("q1"), pod("q2"))
