@@ -26,10 +26,11 @@ A ``PodDemand`` object::
      "tolerations": [Toleration...], "priority": int,
      "owner": {"kind": str, "name": str} | null,
      "firstSeen": float, "reason": "unschedulable" | "predicted",
-     "exclusive": str}                                               # optional, see below
+     "exclusive": str, "exclusiveZone": true}                        # optional, see below
 
 ``exclusive`` (absent when none) names the group of pods that may not share a node, because
-a required pod anti-affinity term of theirs selects themselves (see ``shared.podaffinity``).
+a required pod anti-affinity term of theirs selects themselves (see ``shared.podaffinity``);
+``exclusiveZone`` (absent when false) says they may not share a zone either.
 
 An empty ``requirements`` list means no node can take the pod; ``[[]]`` means any node can.
 Receivers ignore fields they do not know (so a field can be added without a version bump) and
@@ -75,6 +76,7 @@ class PodDemand:
     first_seen: float
     reason: Reason
     exclusive: str | None = None  # pods with the same key may not share a node
+    exclusive_zone: bool = False  # ... nor a zone
 
     @classmethod
     def from_pod(cls, pod: Mapping[str, Any], reason: Reason, first_seen: float) -> PodDemand:
@@ -82,6 +84,7 @@ class PodDemand:
         needs = pods.scheduling_needs(pod)
         try:
             exclusive = podaffinity.exclusive_key(pod)
+            exclusive_zone = exclusive is not None and podaffinity.exclusive_per_zone(pod)
         except FieldError as exc:
             raise ValidationError([exc], "pod") from None
         meta = pod.get("metadata")
@@ -100,6 +103,7 @@ class PodDemand:
             first_seen=first_seen,
             reason=reason,
             exclusive=exclusive,
+            exclusive_zone=exclusive_zone,
         )
 
     @property
@@ -126,6 +130,8 @@ class PodDemand:
         }
         if self.exclusive is not None:
             wire["exclusive"] = self.exclusive
+        if self.exclusive_zone:
+            wire["exclusiveZone"] = True
         return wire
 
     @classmethod
@@ -163,6 +169,11 @@ class PodDemand:
         exclusive = (
             r.string(obj, "exclusive", path, non_empty=True) if obj.get("exclusive") is not None else None
         )
+        exclusive_zone = obj.get("exclusiveZone") or False
+        if not isinstance(exclusive_zone, bool):
+            r.error(f"{path}.exclusiveZone", f"expected a boolean, got {_kind(exclusive_zone)}")
+        elif exclusive_zone and exclusive is None:
+            r.error(f"{path}.exclusiveZone", "set without exclusive")
         r.done("demand")
         return cls(
             uid=uid,
@@ -177,6 +188,7 @@ class PodDemand:
             first_seen=first_seen,
             reason=reason,  # type: ignore[arg-type]  # checked against REASONS above
             exclusive=exclusive,
+            exclusive_zone=exclusive_zone is True,
         )
 
 

@@ -5,7 +5,9 @@ a Deployment that keeps its replicas apart (``topologyKey: kubernetes.io/hostnam
 with a selector that matches its own labels): two such replicas can never share a node, whatever
 the topology key, since one node has one value of every key. :func:`exclusive_key` names that
 group, so the planner puts at most one of them on each new node instead of packing them together
-and launching again for every replica the scheduler then refuses.
+and launching again for every replica the scheduler then refuses. When the key is the zone
+(:func:`exclusive_per_zone`), it also gives each new node of the group a zone of its own that no
+running replica holds, since launching into a taken zone would never help.
 
 Required pod affinity, anti-affinity against other workloads and hard topology spread are not
 simulated; :func:`hard_inter_pod_constraint` says a pod has one, so that consolidation, which
@@ -20,6 +22,7 @@ from typing import Any
 import orjson
 
 from shared.errors import FieldError
+from shared.labels import ZONE
 from shared.requirements import Requirement, Requirements, parse_requirement_list
 
 Obj = Mapping[str, Any]
@@ -65,6 +68,20 @@ def exclusive_key(pod: Obj) -> str | None:
     Set when a required anti-affinity term of the pod selects the pod itself: its replicas (same
     namespace, labels and terms) then get the same key.
     """
+    terms = _selecting_itself(pod)
+    if not terms:
+        return None
+    namespace = str((pod.get("metadata") or {}).get("namespace") or "default")
+    return orjson.dumps([namespace, terms], option=orjson.OPT_SORT_KEYS).decode()
+
+
+def exclusive_per_zone(pod: Obj) -> bool:
+    """Whether one of the pod's self-selecting anti-affinity terms keeps its replicas a zone apart."""
+    return any(term.get("topologyKey") == ZONE for term in _selecting_itself(pod))
+
+
+def _selecting_itself(pod: Obj) -> list[Obj]:
+    """The pod's required anti-affinity terms that select the pod itself."""
     meta = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
     namespace = str(meta.get("namespace") or "default")
@@ -77,9 +94,7 @@ def exclusive_key(pod: Obj) -> str | None:
         selector = label_selector(term.get("labelSelector"), f"{path}[{index}].labelSelector")
         if selector is not None and selector.matches(own_labels) and _covers_namespace(term, namespace):
             selecting_itself.append(term)
-    if not selecting_itself:
-        return None
-    return orjson.dumps([namespace, selecting_itself], option=orjson.OPT_SORT_KEYS).decode()
+    return selecting_itself
 
 
 def hard_inter_pod_constraint(pod: Obj) -> str | None:

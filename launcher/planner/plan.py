@@ -12,8 +12,12 @@ Steps, in order:
 4. Each group is bin-packed (see ``packing``), at most one pod of an exclusive group per node
    (``PodDemand.exclusive``: replicas that repel each other by pod anti-affinity); the bins of
    a pool are then improved by merging light ones whose requirements are compatible and that
-   do not hold two pods of one exclusive group (see ``improve``). Each bin becomes a claim
-   listing every type that holds its pods, cheapest first, capped at 60 for CreateFleet.
+   do not hold two pods of one exclusive group (see ``improve``). A claim holding a pod whose
+   group must also keep a zone apart (``PodDemand.exclusive_zone``) is pinned to a zone no pod
+   of the group holds yet (``occupied_zones``: running ones; and claims of this plan or in
+   flight); with no such zone left, that pod is turned away and the rest of the claim stands.
+   Each bin becomes a claim listing every type that holds its pods, cheapest first, capped at
+   60 for CreateFleet.
 5. Limits: a claim counts toward its pool's limits with the LARGEST capacity among the types
    it lists (CreateFleet may launch any of them, as Karpenter counts). A claim that would take
    its pool past its limits keeps only the types that fit under them; if none does, its pods
@@ -73,6 +77,11 @@ class _Group:
     shapes: list[Resources]
     queues: list[list[str]]  # uids per shape, in planning order
     exclusive: list[str | None]  # per shape: no two pods with one key on a node
+    exclusive_zone: list[bool]  # per shape: ... nor in a zone
+
+    def zone_keys(self, shape: int) -> set[str]:
+        key = self.exclusive[shape]
+        return {key} if key is not None and self.exclusive_zone[shape] else set()
 
 
 @dataclass
@@ -155,10 +164,15 @@ def plan(
     nodes: Sequence[NodeRoom] = (),
     is_unavailable: IsUnavailable = _never_unavailable,
     max_types_per_claim: int = MAX_TYPES_PER_CLAIM,
+    occupied_zones: Mapping[str, frozenset[str]] | None = None,
 ) -> Plan:
-    """Plan new NodeClaims for ``demand`` (pod uid -> demand); see the module docstring."""
+    """Plan new NodeClaims for ``demand`` (pod uid -> demand); see the module docstring.
+
+    ``occupied_zones``: per exclusive key, the zones where a pod of that group already runs.
+    """
     ordered = sorted(demand.values(), key=lambda d: (-d.priority, d.first_seen, d.uid))
-    covered, pending = _cover(ordered, in_flight, nodes)
+    taken: dict[str, set[str]] = {k: set(v) for k, v in (occupied_zones or {}).items()}
+    covered, pending = _cover(ordered, in_flight, nodes, taken)
     keys = sorted({k for pod in pending for k in pod.requests} | {PODS})
     planner = _Planner(pools, types, is_unavailable, keys)
     usage = {view.name: view.usage for view in planner.pools}
@@ -170,7 +184,7 @@ def plan(
 
     todo = pending
     while todo:
-        groups: dict[tuple[str, Requirements], dict[tuple[Resources, str | None], list[str]]] = {}
+        groups: dict[tuple[str, Requirements], dict[tuple[Resources, str | None, bool], list[str]]] = {}
         by_uid = {pod.uid: pod for pod in todo}
         for pod in todo:
             choice = planner.choose(pod, excluded.get(pod.uid, frozenset()))
@@ -179,16 +193,17 @@ def plan(
                 unschedulable[pod.uid] = f"{earlier}; {choice}" if earlier else choice
                 continue
             by_shape = groups.setdefault((choice.pool.name, choice.requirements), {})
-            by_shape.setdefault((pod.requests, pod.exclusive), []).append(pod.uid)
+            by_shape.setdefault((pod.requests, pod.exclusive, pod.exclusive_zone), []).append(pod.uid)
         bounced: list[PodDemand] = []
         for view in planner.pools:
             pool_groups = [
                 _Group(
                     pool,
                     reqs,
-                    [requests for requests, _ in by_shape],
+                    [requests for requests, _, _ in by_shape],
                     list(by_shape.values()),
-                    [exclusive for _, exclusive in by_shape],
+                    [exclusive for _, exclusive, _ in by_shape],
+                    [zone for _, _, zone in by_shape],
                 )
                 for (pool, reqs), by_shape in sorted(groups.items(), key=lambda g: str(g[0][1]))
                 if pool == view.name
@@ -200,6 +215,19 @@ def plan(
                 drafts, partial(_options, planner, view.name), conflict=partial(_share_exclusive, pool_groups)
             )
             for draft in drafts:
+                pinned = _pin_zone(planner, view.name, draft, pool_groups, taken)
+                if isinstance(pinned, str):
+                    refused = {k: n for k, n in draft.contents.items() if pool_groups[k[0]].zone_keys(k[1])}
+                    for (g, s), n in sorted(refused.items()):
+                        for uid in _take(pool_groups[g].queues[s], n):
+                            excluded[uid] = excluded.get(uid, frozenset()) | {view.name}
+                            turned_away[uid] = pinned
+                            bounced.append(by_uid[uid])
+                    draft = _without(draft, refused, pool_groups, planner.keys)
+                    if not draft.contents:
+                        continue
+                else:
+                    draft = pinned
                 uids = [
                     uid
                     for (g, s), n in sorted(draft.contents.items())
@@ -213,6 +241,9 @@ def plan(
                         bounced.append(by_uid[uid])
                     continue
                 claims.append(made)
+                for g, s in draft.contents:
+                    for key in pool_groups[g].zone_keys(s):
+                        taken.setdefault(key, set()).update(made.zones)
                 for (g, s), n in draft.contents.items():
                     planned[(view.name, pool_groups[g].requirements, pool_groups[g].shapes[s])] += n
         todo = sorted(bounced, key=lambda d: (-d.priority, d.first_seen, d.uid))
@@ -227,9 +258,16 @@ def plan(
 
 
 def _cover(
-    ordered: Sequence[PodDemand], in_flight: Sequence[InFlightClaim], nodes: Sequence[NodeRoom]
+    ordered: Sequence[PodDemand],
+    in_flight: Sequence[InFlightClaim],
+    nodes: Sequence[NodeRoom],
+    taken: dict[str, set[str]],
 ) -> tuple[dict[str, str], list[PodDemand]]:
-    """Pods served by in-flight claims or existing nodes (uid -> name), and the rest."""
+    """Pods served by in-flight claims or existing nodes (uid -> name), and the rest.
+
+    ``taken`` (exclusive key -> zones) gains the zone of each one-zone claim a zone-exclusive
+    pod is or will be on; such a pod waits only for a one-zone claim in a zone not yet taken.
+    """
     covered: dict[str, str] = {}
     pending: list[PodDemand] = []
     planned_for = {uid: claim.name for claim in in_flight for uid in claim.pods}
@@ -238,6 +276,7 @@ def _cover(
     by_uid = {pod.uid: pod for pod in ordered}
     # Exclusive keys of the pods each claim is (or is now taken to be) for.
     claim_keys: dict[str, set[str]] = {claim.name: set() for claim in in_flight}
+    claim_zone = {claim.name: _single_zone(claim.requirements) for claim in in_flight}
     for claim in in_flight:
         claim_keys[claim.name] |= {
             key for uid in claim.pods if uid in by_uid and (key := by_uid[uid].exclusive) is not None
@@ -245,15 +284,62 @@ def _cover(
     for pod in ordered:
         if pod.uid in planned_for:
             covered[pod.uid] = planned_for[pod.uid]
+            zone = claim_zone[planned_for[pod.uid]]
+            if pod.exclusive is not None and pod.exclusive_zone and zone is not None:
+                taken.setdefault(pod.exclusive, set()).add(zone)
             continue
-        place = _existing_place(pod, in_flight, claim_room, claim_keys, nodes, node_room)
+        place = _existing_place(pod, in_flight, claim_room, claim_keys, claim_zone, taken, nodes, node_room)
         if place is not None:
             covered[pod.uid] = place
             if pod.exclusive is not None and place in claim_keys:
                 claim_keys[place].add(pod.exclusive)
+                zone = claim_zone[place]
+                if pod.exclusive_zone and zone is not None:
+                    taken.setdefault(pod.exclusive, set()).add(zone)
         else:
             pending.append(pod)
     return covered, pending
+
+
+def _single_zone(requirements: Requirements) -> str | None:
+    zones = requirements.allowed_values(labels.ZONE)
+    return next(iter(zones)) if zones is not None and len(zones) == 1 else None
+
+
+def _pin_zone(
+    planner: _Planner, pool: str, draft: Draft, groups: Sequence[_Group], taken: Mapping[str, set[str]]
+) -> Draft | str:
+    """``draft`` pinned to a zone none of its zone-exclusive groups holds (unchanged without
+    such pods), or why there is none. The zone of the cheapest type that holds it wins."""
+    keys = set().union(*(groups[g].zone_keys(s) for g, s in draft.contents))
+    if not keys:
+        return draft
+    blocked = set().union(*(taken.get(key, set()) for key in keys))
+    fitting = planner.fitting(pool, draft.requirements)
+    holding = np.flatnonzero(np.all(fitting.rooms >= np.array(draft.used, dtype=np.int64), axis=1))
+    for i in holding.tolist():
+        free = [zone for zone in fitting.candidates[i].zones if zone not in blocked]
+        if free:
+            zone = Requirements.of(Requirement(labels.ZONE, "In", (free[0],)))
+            return Draft(
+                draft.requirements.intersect(zone), draft.used, dict(draft.contents), draft.price, draft.room
+            )
+    return (
+        "pod anti-affinity keeps its replicas a zone apart and every zone where one would fit holds one "
+        f"already ({', '.join(sorted(blocked)) or 'none'})"
+    )
+
+
+def _without(
+    draft: Draft, removed: Mapping[tuple[int, int], int], groups: Sequence[_Group], keys: Sequence[str]
+) -> Draft:
+    """``draft`` less the ``removed`` pods (by group and shape)."""
+    contents = {k: n for k, n in draft.contents.items() if k not in removed}
+    used = [0] * len(keys)
+    for (g, s), n in contents.items():
+        for i, amount in enumerate(vector(groups[g].shapes[s], keys)):
+            used[i] += amount * n
+    return Draft(draft.requirements, tuple(used), contents, draft.price, draft.room)
 
 
 def _share_exclusive(groups: Sequence[_Group], a: Draft, b: Draft) -> bool:
@@ -294,12 +380,18 @@ def _existing_place(
     in_flight: Sequence[InFlightClaim],
     claim_room: dict[str, Resources],
     claim_keys: Mapping[str, set[str]],
+    claim_zone: Mapping[str, str | None],
+    taken: Mapping[str, set[str]],
     nodes: Sequence[NodeRoom],
     node_room: dict[str, Resources],
 ) -> str | None:
     for claim in in_flight:
         if pod.exclusive is not None and pod.exclusive in claim_keys[claim.name]:
             continue
+        if pod.exclusive is not None and pod.exclusive_zone:
+            zone = claim_zone[claim.name]
+            if zone is None or zone in taken.get(pod.exclusive, set()):
+                continue
         left = _room_after(claim_room[claim.name], pod.requests)
         if left is None or untolerated_taints(pod.tolerations, claim.taints):
             continue

@@ -14,11 +14,11 @@ from launcher.model import InstanceType
 from launcher.planner import InFlightClaim, NodeRoom, Plan, PoolView, plan
 from launcher.planner.offerings import UnavailableOfferings
 from launcher.state import LauncherState
-from shared import labels, pods
+from shared import labels, podaffinity, pods
 from shared.api.nodeclaim import INITIALIZED, NodeClaim
 from shared.api.nodepool import NodePool
 from shared.demand import PodDemand
-from shared.errors import ValidationError
+from shared.errors import FieldError, ValidationError
 from shared.requirements import Requirement, Requirements
 from shared.resources import EMPTY, Resources
 from shared.taints import Taint, parse_taints
@@ -165,6 +165,34 @@ def pool_usage(claims: Iterable[NodeClaim], catalogue: Mapping[str, InstanceType
     return out
 
 
+def occupied_zones(
+    nodes: Mapping[str, Obj], pods_by_node: Mapping[str, Sequence[Obj]]
+) -> dict[str, frozenset[str]]:
+    """Per exclusive key of a group kept a zone apart, the zones where a pod of it is bound."""
+    out: dict[str, set[str]] = {}
+    for name, pods_here in pods_by_node.items():
+        node = nodes.get(name) or {}
+        zone = ((node.get("metadata") or {}).get("labels") or {}).get(labels.ZONE)
+        if not zone:
+            continue
+        for pod in pods_here:
+            affinity = (pod.get("spec") or {}).get("affinity")
+            if (
+                not isinstance(affinity, Mapping)
+                or not affinity.get("podAntiAffinity")
+                or pods.is_terminal(pod)
+            ):
+                continue
+            try:
+                key = podaffinity.exclusive_key(pod)
+                per_zone = key is not None and podaffinity.exclusive_per_zone(pod)
+            except FieldError:
+                continue
+            if key is not None and per_zone:
+                out.setdefault(key, set()).add(str(zone))
+    return {key: frozenset(zones) for key, zones in out.items()}
+
+
 def unknown_zones(nodeclass: str) -> frozenset[str] | None:
     """No NodeClass's zones are known: pools are not narrowed (tests, and before any resolve)."""
     return None
@@ -228,5 +256,6 @@ def build_plan(
         in_flight=in_flight_claims(claims, catalogue),
         nodes=node_rooms(state.nodes(), by_node),
         is_unavailable=unavailable.is_unavailable,
+        occupied_zones=occupied_zones(state.nodes(), by_node),
     )
     return result, dict(pools)

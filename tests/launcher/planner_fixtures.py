@@ -111,6 +111,7 @@ def pod(
     reason: str = "unschedulable",
     first_seen: float = 0.0,
     exclusive: str | None = None,
+    exclusive_zone: bool = False,
 ) -> PodDemand:
     requests = Resources.parse({"cpu": cpu, "memory": memory}) + Resources(pods=1)
     return PodDemand(
@@ -126,4 +127,5 @@ def pod(
         first_seen=first_seen,
         reason=reason,  # type: ignore[arg-type]
         exclusive=exclusive,
+        exclusive_zone=exclusive_zone,
     )

@@ -15,7 +15,7 @@ from shared.demand import PodDemand
 from shared.requirements import Requirements
 from shared.resources import Resources
 from shared.taints import Taint, Toleration, untolerated_taints
-from tests.launcher.planner_fixtures import CATALOGUE, nodepool, pod
+from tests.launcher.planner_fixtures import CATALOGUE, ZONES, nodepool, pod
 
 BY_NAME = {t.name: t for t in CATALOGUE}
 SMALL = ["nano", "micro", "small", "medium", "large"]
@@ -166,7 +166,8 @@ ALTERNATIVES = [
     (Requirements.from_labels({"intent": "apps"}),),
 ]
 TOLERATIONS = [(), (Toleration(key="dedicated", operator="Exists"),)]
-EXCLUSIVE = [None, None, "web", "db"]
+# (exclusive key, kept a zone apart): one key always comes with the same flag, as from a pod spec.
+EXCLUSIVE: list[tuple[str | None, bool]] = [(None, False), (None, False), ("web", False), ("db", True)]
 
 
 @st.composite
@@ -175,6 +176,7 @@ def scenarios(draw: st.DrawFn) -> tuple[dict[str, PodDemand], list[PoolView]]:
     pods = {}
     for i in range(count):
         cpu, memory = draw(st.sampled_from(SHAPES))
+        exclusive, exclusive_zone = draw(st.sampled_from(EXCLUSIVE))
         pods[f"p{i}"] = pod(
             f"p{i}",
             cpu,
@@ -182,7 +184,8 @@ def scenarios(draw: st.DrawFn) -> tuple[dict[str, PodDemand], list[PoolView]]:
             alternatives=draw(st.sampled_from(ALTERNATIVES)),
             tolerations=draw(st.sampled_from(TOLERATIONS)),
             first_seen=float(i),
-            exclusive=draw(st.sampled_from(EXCLUSIVE)),
+            exclusive=exclusive,
+            exclusive_zone=exclusive_zone,
         )
     pools = [nodepool("general", limits={"cpu": str(draw(st.integers(4, 64)))})]
     if draw(st.booleans()):
@@ -213,9 +216,16 @@ def test_no_claim_holds_two_pods_of_one_exclusive_group(
 ) -> None:
     pods, pools = scenario
     result = plan(demand=pods, pools=pools, types=CATALOGUE)
+    zones_of: dict[str, list[str]] = {}
     for claim in result.claims:
         keys = [pods[uid].exclusive for uid in claim.pods if pods[uid].exclusive is not None]
         assert len(keys) == len(set(keys)), (claim.pods, keys)
+        for uid in claim.pods:
+            if pods[uid].exclusive_zone:
+                assert len(claim.zones) == 1, claim  # pinned to one zone
+                zones_of.setdefault(str(pods[uid].exclusive), []).extend(claim.zones)
+    for key, zones in zones_of.items():
+        assert len(zones) == len(set(zones)), (key, zones)  # never two replicas in one zone
 
 
 def test_replicas_that_repel_each_other_get_a_node_each_and_others_still_share() -> None:
@@ -236,6 +246,59 @@ def test_replicas_that_repel_each_other_get_a_node_each_and_others_still_share()
 
     assert web_per_claim("web") == [1, 1, 1]  # each node one replica, the jobs fill the rest
     assert web_per_claim(None) != [1, 1, 1]  # without the key the packer puts replicas together
+
+
+def test_replicas_kept_a_zone_apart_get_a_free_zone_each_and_the_rest_are_reported() -> None:
+    def replicas(n: int) -> dict[str, PodDemand]:
+        return demand_of(*(pod(f"zk-{i}", exclusive="zk", exclusive_zone=True) for i in range(n)))
+
+    result = plan(demand=replicas(3), pools=[nodepool()], types=CATALOGUE)  # two zones offered
+    assert sorted(z for c in result.claims for z in c.zones) == ["us-east-1a", "us-east-1b"]
+    assert len(result.unschedulable) == 1
+    assert "a zone apart" in next(iter(result.unschedulable.values()))
+    # A zone where a replica already runs is not launched into.
+    taken = plan(
+        demand=replicas(2),
+        pools=[nodepool()],
+        types=CATALOGUE,
+        occupied_zones={"zk": frozenset({"us-east-1a"})},
+    )
+    assert [c.zones for c in taken.claims] == [("us-east-1b",)]
+    assert len(taken.unschedulable) == 1
+
+
+def test_a_refused_zone_replica_does_not_take_its_node_mates_with_it() -> None:
+    one_type = nodepool(
+        requirements=[{"key": labels.INSTANCE_TYPE, "operator": "In", "values": ["m5.xlarge"]}]
+    )
+    pods = demand_of(pod("zk-0", exclusive="zk", exclusive_zone=True), pod("job-0"), pod("job-1"))
+    result = plan(demand=pods, pools=[one_type], types=CATALOGUE, occupied_zones={"zk": frozenset(ZONES)})
+    assert list(result.unschedulable) == ["zk-0"]
+    assert sorted(uid for c in result.claims for uid in c.pods) == ["job-0", "job-1"]
+
+
+def test_a_zone_replica_waits_only_for_a_claim_in_a_free_zone() -> None:
+    def claim(name: str, zone: str) -> InFlightClaim:
+        return InFlightClaim(
+            name=name,
+            nodepool="default",
+            requirements=Requirements.from_labels({labels.INSTANCE_TYPE: "m5.2xlarge", labels.ZONE: zone}),
+            taints=(),
+            room=Resources(cpu=6000, memory=16 * 2**30, pods=20),
+        )
+
+    pods = demand_of(
+        pod("zk-0", exclusive="zk", exclusive_zone=True), pod("zk-1", exclusive="zk", exclusive_zone=True)
+    )
+    result = plan(
+        demand=pods,
+        pools=[nodepool()],
+        types=CATALOGUE,
+        in_flight=[claim("in-a", "us-east-1a"), claim("in-b", "us-east-1b")],
+        occupied_zones={"zk": frozenset({"us-east-1a"})},
+    )
+    assert result.covered == {"zk-0": "in-b"}
+    assert list(result.unschedulable) == ["zk-1"]  # both zones now hold one
 
 
 def test_an_exclusive_pod_does_not_wait_for_a_claim_holding_its_sibling() -> None:

@@ -19,7 +19,7 @@ from launcher.lifecycle.controller import ClaimController
 from launcher.model import InstanceType
 from launcher.planner import plan
 from launcher.planner.offerings import UnavailableOfferings
-from launcher.provisioning.inputs import pool_requirements, pool_views
+from launcher.provisioning.inputs import occupied_zones, pool_requirements, pool_views
 from launcher.provisioning.provisioner import Provisioner, ProvisionerSettings
 from launcher.state import LauncherState
 from shared import labels
@@ -28,6 +28,7 @@ from shared.api.nodeclaim import NodeClaim
 from shared.api.nodepool import NodePool
 from shared.demand import PodDemand
 from shared.events import EventRecorder
+from shared.podaffinity import exclusive_key
 from tests.launcher.apiserver_state import launcher_state_on_apiserver
 from tests.launcher.planner_fixtures import plain_instance_type, pod
 
@@ -186,3 +187,35 @@ async def test_provisioner_reports_the_zone_without_subnet_and_launches_the_rest
     assert [e.involved_object.name for e in failed] == ["in-c"]
     assert failed[0].type == "Warning"
     assert "us-east-1c" in failed[0].message
+
+
+def test_zones_held_by_running_replicas_of_zone_exclusive_groups() -> None:
+    def replica(name: str, node: str, *, phase: str = "Running", zone_key: bool = True) -> dict[str, Any]:
+        key = labels.ZONE if zone_key else labels.HOSTNAME
+        term = {"labelSelector": {"matchLabels": {"app": "zk"}}, "topologyKey": key}
+        return {
+            "metadata": {"name": name, "namespace": "default", "labels": {"app": "zk"}},
+            "spec": {
+                "nodeName": node,
+                "containers": [{"name": "c", "image": "x"}],
+                "affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}},
+            },
+            "status": {"phase": phase},
+        }
+
+    nodes = {
+        name: {"metadata": {"name": name, "labels": {labels.ZONE: zone}}}
+        for name, zone in (("n-a", "us-east-1a"), ("n-b", "us-east-1b"), ("n-c", "us-east-1c"))
+    }
+    by_node = {
+        "n-a": [replica("zk-0", "n-a")],
+        "n-b": [replica("zk-1", "n-b", phase="Succeeded")],  # gone: its zone is free again
+        "n-c": [replica("host-0", "n-c", zone_key=False), pod_dict("plain", "n-c")],
+    }
+    occupied = occupied_zones(nodes, by_node)
+    key = exclusive_key(by_node["n-a"][0])
+    assert occupied == {key: frozenset({"us-east-1a"})}
+
+
+def pod_dict(name: str, node: str) -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": "default"}, "spec": {"nodeName": node, "containers": []}}

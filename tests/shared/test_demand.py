@@ -134,7 +134,16 @@ DEMANDS = st.builds(
     first_seen=st.floats(0, 2e9, allow_nan=False),
     reason=st.sampled_from(["unschedulable", "predicted"]),
     exclusive=st.none() | st.text(min_size=1, max_size=12),
-).map(lambda d: PodDemand(**{**d.__dict__, "owner_name": "j" if d.owner_kind else None}))
+    exclusive_zone=st.booleans(),
+).map(
+    lambda d: PodDemand(
+        **{
+            **d.__dict__,
+            "owner_name": "j" if d.owner_kind else None,
+            "exclusive_zone": d.exclusive_zone and d.exclusive is not None,
+        }
+    )
+)
 SOURCES = st.text(min_size=1, max_size=10)
 SEQS = st.integers(0, 2**53)
 MESSAGES = st.one_of(
@@ -207,6 +216,8 @@ DELETE = object()
         ("demand.reason", "bored", "demand.reason"),
         ("demand.exclusive", "", "demand.exclusive"),
         ("demand.exclusive", 7, "demand.exclusive"),
+        ("demand.exclusiveZone", "yes", "demand.exclusiveZone"),
+        ("demand.exclusiveZone", True, "demand.exclusiveZone"),  # without exclusive
     ],
 )
 def test_malformed_messages_name_the_field(path: str, value: Any, error_path: str) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from shared.demand import PodDemand
 from shared.errors import FieldError, ValidationError
-from shared.podaffinity import exclusive_key, hard_inter_pod_constraint, label_selector
+from shared.podaffinity import exclusive_key, exclusive_per_zone, hard_inter_pod_constraint, label_selector
 
 HOSTNAME = "kubernetes.io/hostname"
 
@@ -52,6 +52,22 @@ def test_replicas_that_select_themselves_share_one_key() -> None:
     assert exclusive_key(replica("web-c", namespace="other", labels=WEB, anti=anti)) not in (None, a)
     zonal = [term({"matchLabels": {"app": "web"}}, key="topology.kubernetes.io/zone")]
     assert exclusive_key(replica("web-d", labels=WEB, anti=zonal)) not in (None, a)
+
+
+def test_a_zone_term_that_selects_the_pod_keeps_its_replicas_a_zone_apart() -> None:
+    zone = "topology.kubernetes.io/zone"
+    own = {"matchLabels": {"app": "web"}}
+    assert exclusive_per_zone(replica("a", labels=WEB, anti=[term(own, key=zone)]))
+    assert exclusive_per_zone(replica("b", labels=WEB, anti=[term(own), term(own, key=zone)]))
+    assert not exclusive_per_zone(replica("c", labels=WEB, anti=[term(own)]))
+    # A zone term against another workload keeps nothing of its own apart.
+    assert not exclusive_per_zone(
+        replica("d", labels=WEB, anti=[term(own), term({"matchLabels": {"x": "y"}}, key=zone)])
+    )
+    demand = PodDemand.from_pod(replica("e", labels=WEB, anti=[term(own, key=zone)]), "unschedulable", 0.0)
+    assert demand.exclusive_zone
+    assert demand.to_wire()["exclusiveZone"] is True
+    assert PodDemand.from_wire(demand.to_wire()) == demand
 
 
 @pytest.mark.parametrize(
