@@ -54,6 +54,7 @@ from launcher.state import LauncherState
 from shared.events import EventRecorder
 from shared.logs import get_logger
 from shared.servingcert import ServingCertificate
+from shared.tasks import within
 
 log = get_logger("launcher.service")
 LEADER_LABEL = "jitnode.io/launcher-leader"
@@ -340,7 +341,7 @@ class LauncherService:
         last = loop.time()
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout=TEMPLATE_RESYNC_SECONDS)
+                await within(wake.wait(), TEMPLATE_RESYNC_SECONDS)
             wake.clear()
             key = (
                 tuple(sorted((n, p.metadata.resource_version) for n, p in self.state.nodepools().items())),

@@ -51,6 +51,7 @@ from shared.api.nodeclaim import INITIALIZED, NodeClaim
 from shared.demand import PodDemand
 from shared.events import NORMAL, WARNING, EventRecorder
 from shared.logs import get_logger
+from shared.tasks import within
 
 log = get_logger("launcher.disruption")
 
@@ -122,7 +123,7 @@ class DisruptionController:
                     log.exception("disruption round failed", error=str(error))
                 await asyncio.sleep(self.settings.min_interval_seconds)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), timeout=self._next_round_in(decisions))
+                    await within(wake.wait(), self._next_round_in(decisions))
         finally:
             await self.stop()
 

@@ -34,6 +34,7 @@ from shared.api.nodeclaim import INITIALIZED, LAUNCHED, READY, REGISTERED, NodeC
 from shared.events import NORMAL, WARNING, EventRecorder
 from shared.logs import get_logger
 from shared.resources import Resources
+from shared.tasks import within
 
 log = get_logger("launcher.lifecycle")
 
@@ -136,7 +137,7 @@ class ClaimController:
                 await self._instances.refresh_if_older(self.config.instance_refresh_seconds)
                 self.reconcile_all()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), timeout=self.config.resync_seconds)
+                    await within(wake.wait(), self.config.resync_seconds)
         finally:
             for task in self._running.values():
                 task.cancel()

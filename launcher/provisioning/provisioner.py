@@ -31,6 +31,7 @@ from shared.demand import PodDemand
 from shared.events import WARNING, EventRecorder
 from shared.logs import get_logger
 from shared.requirements import Requirement
+from shared.tasks import within
 
 log = get_logger("launcher.provisioner")
 
@@ -106,8 +107,8 @@ class Provisioner:
         version = self._book.version
         while (remaining := deadline - loop.time()) > 0:
             try:
-                version = await asyncio.wait_for(
-                    self._book.changed(version), timeout=min(self.settings.coalesce_idle, remaining)
+                version = await within(
+                    self._book.changed(version), min(self.settings.coalesce_idle, remaining)
                 )
             except TimeoutError:
                 return

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from localcluster.apiserver.errors import APIError, gone
+from shared.tasks import within
 
 Obj = dict[str, Any]
 Key = tuple[str, str]
@@ -108,7 +109,7 @@ class Watcher:
         if not self._lines and not self.closed:
             self._wake.clear()
             try:
-                await asyncio.wait_for(self._wake.wait(), wait)
+                await within(self._wake.wait(), wait)
             except TimeoutError:
                 return []
         batch = list(self._lines)

@@ -1,12 +1,14 @@
-"""cancel_and_wait: the task has really finished (its cleanup ran) when the call returns."""
+"""cancel_and_wait: the task has really finished (its cleanup ran) when the call returns.
+within: a deadline that never loses a cancellation."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
-from shared.tasks import cancel_and_wait
+from shared.tasks import cancel_and_wait, within
 
 
 async def test_none_is_nothing_to_stop() -> None:
@@ -46,3 +48,41 @@ async def test_a_finished_task_is_fine() -> None:
     await cancel_and_wait(task)
     assert task.done()
     assert not task.cancelled()
+
+
+async def test_within_returns_the_result_or_times_out() -> None:
+    async def answer() -> int:
+        await asyncio.sleep(0)
+        return 42
+
+    assert await within(answer(), 1) == 42
+    with pytest.raises(TimeoutError):
+        await within(asyncio.Event().wait(), 0.01)
+
+
+async def test_a_waiting_loop_stops_even_when_the_cancel_meets_the_event() -> None:
+    """The shape of every controller loop: wait for a wake-up or a timeout, go round again.
+
+    The wake-up and the cancel arrive in the same loop iteration, as when a launcher stops
+    while an informer reports a change. ``asyncio.wait_for`` on 3.11 hands the loop the
+    wake-up and drops the cancel, so the loop runs on (and ``stop`` hangs); ``within`` must not.
+    """
+    wake = asyncio.Event()
+    rounds = 0
+
+    async def controller() -> None:
+        nonlocal rounds
+        while True:
+            rounds += 1
+            wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await within(wake.wait(), 30)
+
+    task = asyncio.create_task(controller())
+    await asyncio.sleep(0)
+    wake.set()
+    task.cancel()
+    async with asyncio.timeout(2):
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert rounds == 1
