@@ -275,29 +275,26 @@ def _cover(
     node_room = {node.name: node.free for node in nodes}
     by_uid = {pod.uid: pod for pod in ordered}
     # Exclusive keys of the pods each claim is (or is now taken to be) for.
-    claim_keys: dict[str, set[str]] = {claim.name: set() for claim in in_flight}
-    claim_zone = {claim.name: _single_zone(claim.requirements) for claim in in_flight}
-    for claim in in_flight:
-        claim_keys[claim.name] |= {
+    claim_keys = {
+        claim.name: {
             key for uid in claim.pods if uid in by_uid and (key := by_uid[uid].exclusive) is not None
         }
+        for claim in in_flight
+    }
+    claim_zone = {claim.name: _single_zone(claim.requirements) for claim in in_flight}
     for pod in ordered:
-        if pod.uid in planned_for:
-            covered[pod.uid] = planned_for[pod.uid]
-            zone = claim_zone[planned_for[pod.uid]]
-            if pod.exclusive is not None and pod.exclusive_zone and zone is not None:
-                taken.setdefault(pod.exclusive, set()).add(zone)
-            continue
-        place = _existing_place(pod, in_flight, claim_room, claim_keys, claim_zone, taken, nodes, node_room)
-        if place is not None:
-            covered[pod.uid] = place
-            if pod.exclusive is not None and place in claim_keys:
-                claim_keys[place].add(pod.exclusive)
-                zone = claim_zone[place]
-                if pod.exclusive_zone and zone is not None:
-                    taken.setdefault(pod.exclusive, set()).add(zone)
-        else:
+        place = planned_for.get(pod.uid) or _existing_place(
+            pod, in_flight, claim_room, claim_keys, claim_zone, taken, nodes, node_room
+        )
+        if place is None:
             pending.append(pod)
+            continue
+        covered[pod.uid] = place
+        if pod.exclusive is not None and place in claim_keys:
+            claim_keys[place].add(pod.exclusive)
+            zone = claim_zone[place]
+            if pod.exclusive_zone and zone is not None:
+                taken.setdefault(pod.exclusive, set()).add(zone)
     return covered, pending
 
 
