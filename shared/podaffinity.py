@@ -12,11 +12,15 @@ running replica holds, since launching into a taken zone would never help.
 Required pod affinity, anti-affinity against other workloads and hard topology spread are not
 simulated; :func:`hard_inter_pod_constraint` says a pod has one, so that consolidation, which
 would otherwise move it by resources alone, leaves its node alone.
+
+Terms are parsed once, here, into :class:`PodAffinityTerm` (:func:`required_terms`): the planner's
+key and the local cluster's emulated InterPodAffinity filter read the same parse.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -42,24 +46,64 @@ def label_selector(raw: object, path: str) -> Requirements | None:
     return Requirements.of(*requirements)
 
 
-def _anti_affinity_terms(spec: Obj) -> Sequence[Any]:
-    affinity = spec.get("affinity")
-    anti = affinity.get("podAntiAffinity") if isinstance(affinity, Mapping) else None
-    terms = anti.get("requiredDuringSchedulingIgnoredDuringExecution") if isinstance(anti, Mapping) else None
-    return terms if isinstance(terms, list) else []
+@dataclass(frozen=True, slots=True)
+class PodAffinityTerm:
+    """A required ``PodAffinityTerm``, resolved against the namespace of the pod that owns it.
 
-
-def _covers_namespace(term: Obj, namespace: str) -> bool:
-    """Whether the term's namespace scope includes ``namespace``.
-
-    A namespaceSelector depends on namespace labels the simulation does not have: it is taken to
-    include the pod's namespace, which errs toward keeping pods apart (a node too many, never a
-    pod left pending).
+    ``selector`` None is a null labelSelector (matches no pod); an empty one matches every pod.
+    ``namespaces`` None means every namespace: a ``namespaceSelector`` is set. ``{}`` selects
+    every namespace; a non-empty one would need the Namespace objects' labels, which neither the
+    planner nor the emulated scheduler has, so it is taken to select every namespace as well (it
+    errs toward counting too many pods: anti-affinity keeps pods apart, affinity finds a peer more
+    easily). Without a namespaceSelector, the ``namespaces`` listed, or the owner's own namespace
+    when none are.
     """
-    if term.get("namespaceSelector") is not None:
-        return True
-    namespaces = term.get("namespaces") or []
-    return not namespaces or namespace in namespaces
+
+    topology_key: str
+    selector: Requirements | None
+    namespaces: frozenset[str] | None
+
+    def matches(self, namespace: str, labels: Mapping[str, str]) -> bool:
+        """``AffinityTerm.Matches``: the pod's namespace is in scope and its labels are selected."""
+        if self.selector is None:
+            return False
+        if self.namespaces is not None and namespace not in self.namespaces:
+            return False
+        return self.selector.matches(labels)
+
+
+def pod_affinity_term(raw: object, namespace: str, path: str) -> PodAffinityTerm:
+    """One required term of a pod in ``namespace`` (see :class:`PodAffinityTerm`)."""
+    if not isinstance(raw, Mapping):
+        raise FieldError(path, "expected a pod affinity term object")
+    topology_key = raw.get("topologyKey")
+    if not isinstance(topology_key, str) or not topology_key:
+        raise FieldError(f"{path}.topologyKey", "is required")
+    selector = label_selector(raw.get("labelSelector"), f"{path}.labelSelector")
+    raw_namespaces = raw.get("namespaces") or []
+    if not isinstance(raw_namespaces, list):
+        raise FieldError(f"{path}.namespaces", "expected a list of strings")
+    namespace_selector = raw.get("namespaceSelector")
+    if namespace_selector is not None:
+        label_selector(namespace_selector, f"{path}.namespaceSelector")  # validated, not evaluated
+        namespaces = None
+    else:
+        namespaces = frozenset(str(n) for n in raw_namespaces) if raw_namespaces else frozenset((namespace,))
+    return PodAffinityTerm(topology_key, selector, namespaces)
+
+
+def required_terms(spec: Obj, kind: str, namespace: str) -> tuple[PodAffinityTerm, ...]:
+    """``spec.affinity.<kind>.requiredDuringSchedulingIgnoredDuringExecution``, parsed
+    (``kind``: ``podAffinity`` or ``podAntiAffinity``)."""
+    affinity = spec.get("affinity")
+    section = affinity.get(kind) if isinstance(affinity, Mapping) else None
+    if not isinstance(section, Mapping):
+        return ()
+    path = f"spec.affinity.{kind}.requiredDuringSchedulingIgnoredDuringExecution"
+    terms = section.get("requiredDuringSchedulingIgnoredDuringExecution") or []
+    if not isinstance(terms, list):
+        raise FieldError(path, "expected a list of pod affinity terms")
+    return tuple(pod_affinity_term(t, namespace, f"{path}[{i}]") for i, t in enumerate(terms))
 
 
 def exclusive_key(pod: Obj) -> str | None:
@@ -68,33 +112,28 @@ def exclusive_key(pod: Obj) -> str | None:
     Set when a required anti-affinity term of the pod selects the pod itself: its replicas (same
     namespace, labels and terms) then get the same key.
     """
-    terms = _selecting_itself(pod)
+    namespace, terms = _selecting_itself(pod)
     if not terms:
         return None
-    namespace = str((pod.get("metadata") or {}).get("namespace") or "default")
-    return orjson.dumps([namespace, terms], option=orjson.OPT_SORT_KEYS).decode()
+    normal = [
+        [t.topology_key, t.selector.to_api() if t.selector else None, sorted(t.namespaces or ())]
+        for t in terms
+    ]
+    return orjson.dumps([namespace, normal]).decode()
 
 
 def exclusive_per_zone(pod: Obj) -> bool:
     """Whether one of the pod's self-selecting anti-affinity terms keeps its replicas a zone apart."""
-    return any(term.get("topologyKey") == ZONE for term in _selecting_itself(pod))
+    return any(term.topology_key == ZONE for term in _selecting_itself(pod)[1])
 
 
-def _selecting_itself(pod: Obj) -> list[Obj]:
-    """The pod's required anti-affinity terms that select the pod itself."""
+def _selecting_itself(pod: Obj) -> tuple[str, list[PodAffinityTerm]]:
+    """The pod's namespace, and its required anti-affinity terms that select the pod itself."""
     meta = pod.get("metadata") or {}
-    spec = pod.get("spec") or {}
     namespace = str(meta.get("namespace") or "default")
     own_labels = {str(k): str(v) for k, v in (meta.get("labels") or {}).items()}
-    path = "spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution"
-    selecting_itself = []
-    for index, term in enumerate(_anti_affinity_terms(spec)):
-        if not isinstance(term, Mapping):
-            raise FieldError(f"{path}[{index}]", "expected a pod affinity term object")
-        selector = label_selector(term.get("labelSelector"), f"{path}[{index}].labelSelector")
-        if selector is not None and selector.matches(own_labels) and _covers_namespace(term, namespace):
-            selecting_itself.append(term)
-    return selecting_itself
+    terms = required_terms(pod.get("spec") or {}, "podAntiAffinity", namespace)
+    return namespace, [term for term in terms if term.matches(namespace, own_labels)]
 
 
 def hard_inter_pod_constraint(pod: Obj) -> str | None:

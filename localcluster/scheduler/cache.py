@@ -13,9 +13,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.podaffinity import PodAffinityTerm
 from shared.resources import EMPTY, Resources
 
-from .model import NodeFacts, Obj, PodAffinityTerm, PodFacts, node_facts
+from .model import NodeFacts, Obj, PodFacts, node_facts
 
 
 @dataclass(frozen=True, slots=True)

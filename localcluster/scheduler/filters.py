@@ -19,11 +19,12 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from shared.podaffinity import PodAffinityTerm
 from shared.resources import CPU, EPHEMERAL_STORAGE, MEMORY, PODS
 from shared.taints import HARD_EFFECTS, NO_SCHEDULE, Taint, Toleration, tolerates, untolerated_taints
 
 from .cache import NodeInfo
-from .model import TAINT_UNSCHEDULABLE, NodeFacts, PodAffinityTerm, PodFacts
+from .model import TAINT_UNSCHEDULABLE, NodeFacts, PodFacts
 
 REASON_UNSCHEDULABLE: Final = "node(s) were unschedulable"
 REASON_NODE_NAME: Final = "node(s) didn't match the requested node name"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from shared.errors import FieldError
-from shared.podaffinity import label_selector
+from shared.podaffinity import PodAffinityTerm, required_terms
 from shared.pods import node_labels_and_name, scheduling_needs
 from shared.requirements import Requirements, parse_requirement_list
 from shared.resources import CPU, EMPTY, MEMORY, PODS, Resources
@@ -34,32 +34,6 @@ class PreferredTerm:
 
     weight: int
     requirements: Requirements | None
-
-
-@dataclass(frozen=True, slots=True)
-class PodAffinityTerm:
-    """A required ``PodAffinityTerm``, resolved against the namespace of the pod that owns it.
-
-    ``selector`` None is a null labelSelector (matches no pod); an empty one matches every pod.
-    ``namespaces`` None means every namespace: a ``namespaceSelector`` is set. ``{}`` selects
-    every namespace; a non-empty one would need the Namespace objects' labels, which the
-    scheduler does not watch, so it is taken to select every namespace as well (it errs toward
-    counting too many pods: anti-affinity keeps pods apart, affinity finds a peer more easily).
-    Without a namespaceSelector the ``namespaces`` listed, or the owner's own namespace when
-    none are.
-    """
-
-    topology_key: str
-    selector: Requirements | None
-    namespaces: frozenset[str] | None
-
-    def matches(self, namespace: str, labels: Mapping[str, str]) -> bool:
-        """``AffinityTerm.Matches``: the pod's namespace is in scope and its labels are selected."""
-        if self.selector is None:
-            return False
-        if self.namespaces is not None and namespace not in self.namespaces:
-            return False
-        return self.selector.matches(labels)
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,39 +192,6 @@ def _string_map(raw: object, path: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in raw.items()}
 
 
-def _pod_affinity_term(raw: object, namespace: str, path: str) -> PodAffinityTerm:
-    """One required term (see :class:`PodAffinityTerm` for how namespaces resolve)."""
-    if not isinstance(raw, Mapping):
-        raise FieldError(path, "expected a pod affinity term object")
-    topology_key = raw.get("topologyKey")
-    if not isinstance(topology_key, str) or not topology_key:
-        raise FieldError(f"{path}.topologyKey", "is required")
-    selector = label_selector(raw.get("labelSelector"), f"{path}.labelSelector")
-    raw_namespaces = raw.get("namespaces") or []
-    if not isinstance(raw_namespaces, list):
-        raise FieldError(f"{path}.namespaces", "expected a list of strings")
-    namespace_selector = raw.get("namespaceSelector")
-    if namespace_selector is not None:
-        label_selector(namespace_selector, f"{path}.namespaceSelector")  # validated, not evaluated
-        namespaces = None
-    else:
-        namespaces = frozenset(str(n) for n in raw_namespaces) if raw_namespaces else frozenset((namespace,))
-    return PodAffinityTerm(topology_key, selector, namespaces)
-
-
-def _required_pod_terms(spec: Mapping[str, Any], kind: str, namespace: str) -> tuple[PodAffinityTerm, ...]:
-    """``spec.affinity.<kind>.requiredDuringSchedulingIgnoredDuringExecution``, parsed."""
-    affinity = spec.get("affinity")
-    section = affinity.get(kind) if isinstance(affinity, Mapping) else None
-    if not isinstance(section, Mapping):
-        return ()
-    path = f"spec.affinity.{kind}.requiredDuringSchedulingIgnoredDuringExecution"
-    terms = section.get("requiredDuringSchedulingIgnoredDuringExecution") or []
-    if not isinstance(terms, list):
-        raise FieldError(path, "expected a list of pod affinity terms")
-    return tuple(_pod_affinity_term(t, namespace, f"{path}[{i}]") for i, t in enumerate(terms))
-
-
 def pod_facts(pod: Obj) -> PodFacts:
     """Parse a pod; raises :class:`ValueError` (a FieldError or ValidationError) on bad fields."""
     meta = _meta(pod)
@@ -275,8 +216,8 @@ def pod_facts(pod: Obj) -> PodFacts:
         preempt_never=spec.get("preemptionPolicy") == "Never",
         resource_names=_resource_names(spec),
         labels=_string_map(meta.get("labels"), "metadata.labels"),
-        affinity_terms=_required_pod_terms(spec, "podAffinity", namespace),
-        anti_affinity_terms=_required_pod_terms(spec, "podAntiAffinity", namespace),
+        affinity_terms=required_terms(spec, "podAffinity", namespace),
+        anti_affinity_terms=required_terms(spec, "podAntiAffinity", namespace),
     )
 
 

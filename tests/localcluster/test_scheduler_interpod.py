@@ -18,10 +18,11 @@ from localcluster.scheduler.filters import (
     matches_all_terms,
     run_filters,
 )
-from localcluster.scheduler.model import PodAffinityTerm, PodFacts, pod_facts
+from localcluster.scheduler.model import PodFacts, pod_facts
 from localcluster.scheduler.queue import SchedulingQueue, Where
 from localcluster.scheduler.testing import node, pod
 from shared.errors import FieldError
+from shared.podaffinity import PodAffinityTerm
 
 HOST = "kubernetes.io/hostname"
 ZONE = "topology.kubernetes.io/zone"
