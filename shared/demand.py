@@ -83,8 +83,7 @@ class PodDemand:
         """The demand of an API pod; raises ValidationError on a pod kube-scheduler would reject."""
         needs = pods.scheduling_needs(pod)
         try:
-            exclusive = podaffinity.exclusive_key(pod)
-            exclusive_zone = exclusive is not None and podaffinity.exclusive_per_zone(pod)
+            group = podaffinity.exclusive_group(pod)
         except FieldError as exc:
             raise ValidationError([exc], "pod") from None
         meta = pod.get("metadata")
@@ -102,8 +101,8 @@ class PodDemand:
             owner_name=controller[1] if controller else None,
             first_seen=first_seen,
             reason=reason,
-            exclusive=exclusive,
-            exclusive_zone=exclusive_zone,
+            exclusive=group.key if group else None,
+            exclusive_zone=group.per_zone if group else False,
         )
 
     @property

@@ -3,10 +3,10 @@
 kube-scheduler places a pod only where its required pod anti-affinity holds. The common case is
 a Deployment that keeps its replicas apart (``topologyKey: kubernetes.io/hostname`` or a zone,
 with a selector that matches its own labels): two such replicas can never share a node, whatever
-the topology key, since one node has one value of every key. :func:`exclusive_key` names that
+the topology key, since one node has one value of every key. :func:`exclusive_group` names that
 group, so the planner puts at most one of them on each new node instead of packing them together
 and launching again for every replica the scheduler then refuses. When the key is the zone
-(:func:`exclusive_per_zone`), it also gives each new node of the group a zone of its own that no
+(``ExclusiveGroup.per_zone``), it also gives each new node of the group a zone of its own that no
 running replica holds, since launching into a taken zone would never help.
 
 Required pod affinity, anti-affinity against other workloads and hard topology spread are not
@@ -106,25 +106,32 @@ def required_terms(spec: Obj, kind: str, namespace: str) -> tuple[PodAffinityTer
     return tuple(pod_affinity_term(t, namespace, f"{path}[{i}]") for i, t in enumerate(terms))
 
 
-def exclusive_key(pod: Obj) -> str | None:
-    """A name shared by the pods that must not share a node with each other, or None.
+@dataclass(frozen=True, slots=True)
+class ExclusiveGroup:
+    """Replicas that may not share a node: ``key`` names the group; ``per_zone``: nor a zone."""
+
+    key: str
+    per_zone: bool
+
+
+def exclusive_group(pod: Obj) -> ExclusiveGroup | None:
+    """The group of pods that must not share a node with this one, or None.
 
     Set when a required anti-affinity term of the pod selects the pod itself: its replicas (same
-    namespace, labels and terms) then get the same key.
+    namespace, labels and terms) then get the same key. ``per_zone`` when one such term's
+    topology key is the zone.
     """
     namespace, terms = _selecting_itself(pod)
     if not terms:
         return None
-    normal = [
-        [t.topology_key, t.selector.to_api() if t.selector else None, sorted(t.namespaces or ())]
-        for t in terms
-    ]
-    return orjson.dumps([namespace, normal]).decode()
+    # Normalised, so that equivalent spellings of one selector give one key.
+    normal = [[t.topology_key, _selector_api(t.selector), sorted(t.namespaces or ())] for t in terms]
+    key = orjson.dumps([namespace, normal]).decode()
+    return ExclusiveGroup(key, any(term.topology_key == ZONE for term in terms))
 
 
-def exclusive_per_zone(pod: Obj) -> bool:
-    """Whether one of the pod's self-selecting anti-affinity terms keeps its replicas a zone apart."""
-    return any(term.topology_key == ZONE for term in _selecting_itself(pod)[1])
+def _selector_api(selector: Requirements | None) -> list[dict[str, Any]] | None:
+    return None if selector is None else selector.to_api()
 
 
 def _selecting_itself(pod: Obj) -> tuple[str, list[PodAffinityTerm]]:

@@ -184,12 +184,11 @@ def occupied_zones(
             ):
                 continue
             try:
-                key = podaffinity.exclusive_key(pod)
-                per_zone = key is not None and podaffinity.exclusive_per_zone(pod)
+                group = podaffinity.exclusive_group(pod)
             except FieldError:
                 continue
-            if key is not None and per_zone:
-                out.setdefault(key, set()).add(str(zone))
+            if group is not None and group.per_zone:
+                out.setdefault(group.key, set()).add(str(zone))
     return {key: frozenset(zones) for key, zones in out.items()}
 
 

@@ -28,7 +28,7 @@ from shared.api.nodeclaim import NodeClaim
 from shared.api.nodepool import NodePool
 from shared.demand import PodDemand
 from shared.events import EventRecorder
-from shared.podaffinity import exclusive_key
+from shared.podaffinity import exclusive_group
 from tests.launcher.apiserver_state import launcher_state_on_apiserver
 from tests.launcher.planner_fixtures import plain_instance_type, pod
 
@@ -213,8 +213,9 @@ def test_zones_held_by_running_replicas_of_zone_exclusive_groups() -> None:
         "n-c": [replica("host-0", "n-c", zone_key=False), pod_dict("plain", "n-c")],
     }
     occupied = occupied_zones(nodes, by_node)
-    key = exclusive_key(by_node["n-a"][0])
-    assert occupied == {key: frozenset({"us-east-1a"})}
+    group = exclusive_group(by_node["n-a"][0])
+    assert group is not None
+    assert occupied == {group.key: frozenset({"us-east-1a"})}
 
 
 def pod_dict(name: str, node: str) -> dict[str, Any]:

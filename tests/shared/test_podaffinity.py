@@ -8,9 +8,19 @@ import pytest
 
 from shared.demand import PodDemand
 from shared.errors import FieldError, ValidationError
-from shared.podaffinity import exclusive_key, exclusive_per_zone, hard_inter_pod_constraint, label_selector
+from shared.podaffinity import exclusive_group, hard_inter_pod_constraint, label_selector
 
 HOSTNAME = "kubernetes.io/hostname"
+
+
+def exclusive_key(pod: dict[str, Any]) -> str | None:
+    group = exclusive_group(pod)
+    return group.key if group else None
+
+
+def exclusive_per_zone(pod: dict[str, Any]) -> bool:
+    group = exclusive_group(pod)
+    return group is not None and group.per_zone
 
 
 def replica(
