@@ -53,10 +53,8 @@ from extender import runtime  # noqa: E402
 from launcher.demand import DemandBook, DemandServer  # noqa: E402
 from shared.logs import configure_logging  # noqa: E402
 
-FIXTURE = REPO.parent / "shared" / "fixtures" / "kube-scheduler" / "v1.28-filter-nodecache-request.json"
-FULLNODES_FIXTURE = (
-    REPO.parent / "shared" / "fixtures" / "kube-scheduler" / "v1.24-filter-fullnodes-request.json"
-)
+FIXTURE = REPO / "tests" / "fixtures" / "kube-scheduler" / "v1.28-filter-nodecache-request.json"
+FULLNODES_FIXTURE = REPO / "tests" / "fixtures" / "kube-scheduler" / "v1.24-filter-fullnodes-request.json"
 TOKEN = "bench-token"
 EXTENDER_CPU = 0
 

@@ -1,4 +1,4 @@
-"""Suite-wide test settings: where the reference fixtures live, and the shared plugins.
+"""Suite-wide test settings: where the captured fixtures live, and the shared plugins.
 
 Fixtures that start servers (moto, the local cluster) live in ``localcluster.testing`` so the
 demo and the benchmarks can use the same code outside pytest.
@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-# Reference material beside the repository (not the project's own shared/ package).
-REFERENCE = REPO.parent / "shared"
-KUBE_SCHEDULER_FIXTURES = REFERENCE / "fixtures" / "kube-scheduler"
+# Request bodies captured from real kube-schedulers, copied into the repository (see its README).
+KUBE_SCHEDULER_FIXTURES = REPO / "tests" / "fixtures" / "kube-scheduler"
 
 pytest_plugins = ["localcluster.testing"]
 
