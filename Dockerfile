@@ -16,6 +16,7 @@ COPY shared ./shared
 COPY extender ./extender
 COPY launcher ./launcher
 COPY localcluster ./localcluster
+COPY cli ./cli
 RUN pip wheel --wheel-dir /wheels .
 
 # --- runtime: only the installed wheels, no compilers, no pip cache

@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m shared.cli demo
+	$(BIN)/python -m cli demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider

@@ -4,8 +4,10 @@ jitnode talks to EC2 over HTTP with aioboto3 and never knows it is moto. moto ru
 process on a background thread (``ThreadedMotoServer``), so tests can also reach its backend
 directly to inject faults or to seed what its API refuses, such as the reserved SSM path of the
 EKS-optimized AMI parameter. Seeding mirrors what ``eksctl create cluster`` leaves behind: a
-VPC, private subnets in three zones and a node security group, tagged with the cluster name,
-plus EKS-optimized AMIs (x86_64 and arm64) behind their SSM parameters.
+VPC, private subnets in three zones and a node security group, tagged with the cluster name
+(``alpha.eksctl.io/cluster-name``, which the seed selects on), eksctl's node role, the Karpenter
+getting-started guide's ``KarpenterNodeInstanceProfile-<cluster>``, and EKS-optimized AMIs
+(x86_64 and arm64) behind their SSM parameters.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ class ClusterNetwork:
     amis: dict[str, str]  # architecture -> AMI id
     ami_parameters: dict[str, str] = field(default_factory=dict)  # architecture -> SSM name
     node_role: str = ""  # the IAM role nodes run as (an EC2NodeClass's ``role``)
+    # The Karpenter getting-started guide's instance profile, which the converted seed names.
+    instance_profile: str = ""
 
 
 class EC2Endpoint:
@@ -162,6 +166,9 @@ class MotoEC2(EC2Endpoint):
         amis = {arch: self._register_eks_ami(ec2, arch) for arch in ARCHITECTURES}
         node_role = f"eksctl-{cluster}-NodeInstanceRole"
         self._ensure_node_role(node_role)
+        instance_profile = self._ensure_instance_profile(
+            f"KarpenterNodeInstanceProfile-{cluster}", f"KarpenterNodeRole-{cluster}"
+        )
         parameters = {arch: eks_ami_parameter(arch) for arch in ARCHITECTURES}
         for arch, name in parameters.items():
             self.put_reserved_parameter(name, amis[arch])
@@ -174,6 +181,7 @@ class MotoEC2(EC2Endpoint):
             amis=amis,
             ami_parameters=parameters,
             node_role=node_role,
+            instance_profile=instance_profile,
         )
         return self.network
 
@@ -191,6 +199,22 @@ class MotoEC2(EC2Endpoint):
                     '"Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}'
                 ),
             )
+
+    def _ensure_instance_profile(self, name: str, role: str) -> str:
+        """The instance profile Karpenter's getting-started stack creates, holding its node role.
+
+        The seed's AWSNodeTemplate names no instance profile: Karpenter used this one by default.
+        """
+        import boto3
+
+        self._ensure_node_role(role)
+        iam = boto3.client("iam", **self.client_kwargs())
+        with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
+            iam.create_instance_profile(InstanceProfileName=name)
+        profile = iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
+        if not any(r["RoleName"] == role for r in profile.get("Roles", [])):
+            iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=role)
+        return name
 
     def _register_eks_ami(self, ec2: Any, arch: str) -> str:
         response = ec2.register_image(

@@ -8,6 +8,7 @@ end-to-end tests. Everything listens on 127.0.0.1.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -35,6 +36,8 @@ from localcluster.motoprocess import MotoProcess
 from shared.api.group import API_GROUP, API_VERSION, NODECLASS_PLURAL, NODEPOOL_PLURAL
 
 EXTENDER_PREFIX = "/jitnode"
+# How long start-up waits for the launcher to be ready and lead (the catalogue takes seconds).
+READY_TIMEOUT = 120.0
 
 
 def free_port() -> int:
@@ -142,10 +145,19 @@ class JitnodeStack:
         )
 
     async def start(self) -> None:
+        """The cluster, then the launcher until it is ready and leads, then the extender.
+
+        The order a rollout gives on a real cluster: the extender's demand stream then connects
+        at its first try instead of logging a refused handshake, and a scale-up right after
+        start-up meets a launcher with a warm catalogue.
+        """
         await self.cluster.start()
         try:
             self.api = await self.cluster.api_client()
             launcher_url = await self.start_launcher()
+            assert self.launcher is not None
+            async with asyncio.timeout(READY_TIMEOUT):
+                await self.launcher.wait_ready()
             self.extender = ExtenderService(self.extender_config(launcher_url), self.api)
             await self.extender.start()
         except BaseException:

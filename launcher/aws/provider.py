@@ -29,6 +29,8 @@ log = get_logger(__name__)
 
 LIVE_STATES: Final = ("pending", "running", "shutting-down", "stopping", "stopped")
 NOT_FOUND_CODES: Final = frozenset({"InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"})
+# How long a launch waits for a template sync under way (a NodeClass resolves in well under this).
+TEMPLATE_SYNC_WAIT: Final = 10.0
 
 
 def instance_from_ec2(raw: Mapping[str, Any]) -> Instance:
@@ -76,7 +78,9 @@ class AWSCloudProvider:
         return await self.templates.sync(nodeclasses, nodepools)
 
     async def create(self, request: LaunchRequest) -> Instance:
-        template = self.templates.get(request.nodeclass, request.nodepool, request.architecture)
+        template = await self.templates.get_or_await_sync(
+            request.nodeclass, request.nodepool, request.architecture, TEMPLATE_SYNC_WAIT
+        )
         if template is None:
             raise LaunchError(
                 f"no warm launch template for nodeclass {request.nodeclass}, nodepool {request.nodepool}, "

@@ -22,9 +22,31 @@ import aioboto3
 from botocore.config import Config
 from botocore.exceptions import DataNotFoundError
 
-# The Pricing API has endpoints in only a few regions; us-east-1 serves every region's prices.
-PRICING_REGION: Final = "us-east-1"
+# The Pricing API has endpoints in only a few regions: one per partition serves all its regions'
+# prices. GovCloud and the isolated partitions have none (the bundled table stands in there).
+PRICING_REGIONS: Final = {"aws": "us-east-1", "aws-cn": "cn-northwest-1"}
 SERVICES: Final = ("ec2", "ssm", "iam", "pricing")
+
+
+def partition_of(region: str) -> str:
+    """The AWS partition a region belongs to (``aws``, ``aws-cn``, ``aws-us-gov``, ``aws-iso``...)."""
+    for prefix, partition in (
+        ("cn-", "aws-cn"),
+        ("us-gov-", "aws-us-gov"),
+        ("us-isob-", "aws-iso-b"),
+        ("us-iso-", "aws-iso"),
+        ("eu-isoe-", "aws-iso-e"),
+        ("us-isof-", "aws-iso-f"),
+    ):
+        if region.startswith(prefix):
+            return partition
+    return "aws"
+
+
+def pricing_region(region: str) -> str | None:
+    """Where the Pricing API answers for ``region``'s partition; None where it has none."""
+    return PRICING_REGIONS.get(partition_of(region))
+
 
 _shared_loader: Any = None
 _loader_lock = threading.Lock()
@@ -60,7 +82,9 @@ class AWSSettings:
 
     def client_kwargs(self, service: str) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
-            "region_name": PRICING_REGION if service == "pricing" else self.region,
+            "region_name": (pricing_region(self.region) or self.region)
+            if service == "pricing"
+            else self.region,
             "config": self.client_config(service),
         }
         if self.endpoint_url:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import math
 from collections.abc import Iterable, Mapping
@@ -184,6 +185,23 @@ class LaunchTemplates:
     def get(self, nodeclass: str, nodepool: str, architecture: str) -> WarmTemplate | None:
         """The warm template for a launch: a dict lookup."""
         return self._index.get((nodeclass, nodepool, architecture))
+
+    async def get_or_await_sync(
+        self, nodeclass: str, nodepool: str, architecture: str, wait: float
+    ) -> WarmTemplate | None:
+        """:meth:`get`, but a sync under way is waited out first (at most ``wait`` seconds).
+
+        A NodePool applied just before its first demand has its template made by the sync its
+        own watch event started; the launch waits those few hundred milliseconds instead of
+        failing and backing off for seconds. No sync under way: the answer is immediate.
+        """
+        found = self.get(nodeclass, nodepool, architecture)
+        if found is None and self._lock.locked():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait), self._lock:
+                    pass
+            found = self.get(nodeclass, nodepool, architecture)
+        return found
 
     def templates(self) -> list[WarmTemplate]:
         return list(self._index.values())

@@ -1,17 +1,21 @@
 """The ``jitnode demo`` command line: options, logging kept out of the view, exit code.
 
-jitnode's own JSON logs would bury the view, so the demo logs warnings only, to stderr, unless
-``--log-file`` sends everything from INFO up to a file. The last line on stdout is the JSON
-summary; the exit code is 0 only when it says ``"ok": true``.
+jitnode's own JSON logs would bury the view, so the demo logs warnings only unless
+``--log-file`` sends everything from INFO up to a file. Under the live view, which redraws the
+terminal, those warnings are held back and printed to stderr once the view has closed; with the
+line-by-line log they go to stderr as they come. The last line on stdout is the JSON summary;
+the exit code is 0 only when it says ``"ok": true``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Final, TextIO
 
 from localcluster.demo.options import DemoOptions
 
@@ -33,7 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--kubeconfig", help="run against this real cluster, which already runs jitnode")
     parser.add_argument(
-        "--cluster", help="real clusters: also count instances tagged for this cluster as leaks"
+        "--cluster",
+        help="real clusters: the seed's CLUSTER_NAME (selects eksctl's subnets and security groups; "
+        "instances tagged for it that are left running count as leaks)",
     )
     parser.add_argument("--region", help="real clusters: the EC2 region (default AWS_REGION)")
     parser.add_argument(
@@ -63,20 +69,54 @@ def options_from(args: argparse.Namespace) -> DemoOptions:
     )
 
 
-def configure_demo_logging(log_file: str | None) -> None:
-    """jitnode's structured logs to ``log_file`` (INFO), else warnings only, to stderr."""
+HELD_LINES: Final = 200  # warnings held back under the live view; older ones are counted, not kept
+
+
+class HeldBack(logging.Handler):
+    """Formatted records kept (the last ``capacity``) until :meth:`write_out` writes them out."""
+
+    def __init__(self, capacity: int = HELD_LINES) -> None:
+        super().__init__()
+        self.lines: collections.deque[str] = collections.deque(maxlen=capacity)
+        self.dropped = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if len(self.lines) == self.lines.maxlen:
+            self.dropped += 1
+        self.lines.append(self.format(record))
+
+    def write_out(self, stream: TextIO) -> None:
+        """Write what was held to ``stream`` (after the view), then pass records straight on."""
+        if self.dropped:
+            stream.write(f"({self.dropped} earlier log lines not kept)\n")
+        for line in self.lines:
+            stream.write(line + "\n")
+        self.lines.clear()
+        stream.flush()
+
+
+def configure_demo_logging(log_file: str | None, *, hold: bool = False) -> HeldBack | None:
+    """jitnode's structured logs to ``log_file`` (INFO), else warnings only, to stderr.
+
+    ``hold`` (the live view is on) keeps the warnings back instead; the returned handler's
+    :meth:`HeldBack.write_out` prints them once the view is done.
+    """
     from shared.logs import configure_logging
 
     configure_logging("demo", level="info" if log_file else "warning", fmt="json", force=True)
     root = logging.getLogger()
     formatter = root.handlers[0].formatter if root.handlers else None
+    held = HeldBack() if hold and not log_file else None
     handler: logging.Handler = (
-        logging.FileHandler(log_file, encoding="utf-8") if log_file else logging.StreamHandler(sys.stderr)
+        logging.FileHandler(log_file, encoding="utf-8")
+        if log_file
+        else held or logging.StreamHandler(sys.stderr)
     )
     handler.setFormatter(formatter)
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
+    return held
 
 
 def run(args: argparse.Namespace) -> int:
@@ -84,8 +124,13 @@ def run(args: argparse.Namespace) -> int:
     from localcluster.demo.scenario import run_demo  # the stack and the services: heavy imports
 
     options = options_from(args)
-    configure_demo_logging(args.log_file)
-    summary = asyncio.run(run_demo(options, sys.stdout, live=args.live))
+    live = sys.stdout.isatty() if args.live is None else bool(args.live)
+    held = configure_demo_logging(args.log_file, hold=live)
+    try:
+        summary = asyncio.run(run_demo(options, sys.stdout, live=live))
+    finally:
+        if held is not None:
+            held.write_out(sys.stderr)
     if not summary["ok"]:
         print("jitnode demo failed: " + "; ".join(summary["errors"]), file=sys.stderr)
         return 1

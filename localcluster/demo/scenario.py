@@ -5,8 +5,10 @@ Steps:
 1. start the local cluster (API server, moto EC2 seeded like eksctl, the scheduler configured
    with jitnode's extender, simulated kubelets with a boot delay) and the real extender and
    launcher, all on 127.0.0.1;
-2. apply the converted seed NodePool (``WhenEmpty`` after the empty-node TTL) and EC2NodeClass,
-   then the ``inflate`` Deployment at 0 replicas, then scale it through the scale subresource;
+2. convert the seed's Provisioner and AWSNodeTemplate with ``jitnode convert``, fill in
+   ``${CLUSTER_NAME}``, apply the NodePool (``WhenEmpty`` after the empty-node TTL) and
+   EC2NodeClass, then the seed's ``inflate`` Deployment at 0 replicas, then scale it through the
+   scale subresource;
 3. watch pods, NodeClaims and Nodes until every pod runs (live panel on a terminal, one line per
    change otherwise), and print the timeline;
 4. delete the Deployment, wait out the empty-node TTL while the launcher drains and deletes the
@@ -16,13 +18,14 @@ Steps:
 
 Against a real cluster: ``jitnode demo --kubeconfig FILE`` runs steps 2 to 5 against a cluster
 that already runs jitnode (its extender configured in kube-scheduler and its launcher deployed).
-It creates or replaces the NodePool and EC2NodeClass named in the converted seed manifests
-(``examples/seed/``: their selectors must match the account's subnets and security groups) and
-the ``inflate`` Deployment in ``default``, and leaves the NodePool and EC2NodeClass in place at
-the end. EC2 is read with the default AWS credential chain (``--region``, else ``AWS_REGION``)
-to confirm the instances it saw launched are terminated; pass ``--cluster`` to also count any
-instance tagged for that cluster as a leak. NodeClaims and Nodes that existed before the run are
-ignored. On failure the Deployment is deleted so no pods are left pending. Not run in CI.
+``--cluster`` names the cluster, as ``CLUSTER_NAME`` did in the walkthrough: the seed finds the
+subnets and security groups eksctl tagged for it. The demo creates or replaces the seed's
+NodePool and EC2NodeClass and the ``inflate`` Deployment in ``default``, and leaves the NodePool
+and EC2NodeClass in place at the end. EC2 is read with the default AWS credential chain
+(``--region``, else ``AWS_REGION``) to confirm the instances it saw launched are terminated, and
+any other instance tagged for the cluster counts as a leak too. NodeClaims and Nodes that
+existed before the run are ignored. On failure the Deployment is deleted so no pods are left
+pending. Not run in CI.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import contextlib
 import os
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Final, TextIO
 
 from kubernetes_asyncio import client
@@ -42,7 +45,7 @@ from launcher.aws.session import AWSClients, AWSSettings
 from localcluster.demo.options import DemoOptions
 from localcluster.demo.prices import load_prices
 from localcluster.demo.report import json_line, summarize
-from localcluster.demo.seed import Seed, for_network, load_seed, with_empty_ttl
+from localcluster.demo.seed import Seed, SeedError, load_seed, with_empty_ttl
 from localcluster.demo.snapshot import PriceOf
 from localcluster.demo.timeline import LABELS, Milestone, Recorder, timeline_lines
 from localcluster.demo.view import View, make_view
@@ -264,13 +267,12 @@ async def run_local(
     async with JitnodeStack(local_stack_settings(options), ec2=ec2) as stack:
         assert stack.api is not None
         network = stack.cluster.network
-        seed = await asyncio.to_thread(load_seed, network.cluster, network.node_role)
-        if seed.source == "examples/seed":
-            # The converted seed discovers a real account's network by tag: aim it at the double's.
-            seed = replace(seed, nodeclass=for_network(seed.nodeclass, network))
+        seed = await asyncio.to_thread(load_seed, network.cluster)
         view.step(
             f"local cluster up in {time.monotonic() - started:.1f} s "
-            f"(API {stack.cluster.api_url}, EC2 double {stack.cluster.ec2.endpoint})"
+            f"(API {stack.cluster.api_url}, EC2 double {stack.cluster.ec2.endpoint}); "
+            f"watch it with: kubectl --kubeconfig {stack.cluster.kubeconfig_path} "
+            "get nodepools,ec2nodeclasses,nodeclaims,nodes"
         )
         settings = AWSSettings(
             region=stack.cluster.ec2.region,
@@ -290,11 +292,9 @@ async def run_remote(options: DemoOptions, view: View, outcome: Outcome) -> None
     """The scenario against a real cluster that already runs jitnode (see the module docstring)."""
     assert options.kubeconfig is not None
     price_of = await asyncio.to_thread(load_prices)
-    seed = await asyncio.to_thread(load_seed, options.cluster or "", "")
-    if seed.source == "built-in":
-        raise DemoFailed(
-            "no converted seed manifests in examples/seed/: a real cluster needs its own selectors"
-        )
+    if not options.cluster:
+        raise DemoFailed("--cluster is required with --kubeconfig: the seed selects the network by its name")
+    seed = await asyncio.to_thread(load_seed, options.cluster)
     region = (
         options.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     )
@@ -333,7 +333,7 @@ async def run_demo(
                 await run_local(options, view, outcome, started, ec2)
     except TimeoutError:
         error = f"the demo did not finish within its {options.deadline:g} s deadline"
-    except DemoFailed as exc:
+    except (DemoFailed, SeedError) as exc:
         error = str(exc)
     except ApiException as exc:
         error = f"the Kubernetes API refused a request: HTTP {exc.status} {exc.reason}: {str(exc.body)[:300]}"

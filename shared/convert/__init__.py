@@ -5,7 +5,7 @@ AWSNodeTemplate from the v1alpha5 era, NodePool and EC2NodeClass from v1beta1 an
 jitnode NodePools and EC2NodeClasses plus a list of findings: what could not be mapped
 (*dropped*, by field path) and which defaults were written out (*notes*). ``load_documents`` and
 ``dump_documents`` turn YAML text into documents and back. The ``jitnode convert`` command in
-``shared.cli`` is the I/O shell around them.
+``cli.convert`` is the I/O shell around them.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shared.cli import main
+from cli.main import main
 
 PROVISIONER = """
 apiVersion: karpenter.sh/v1alpha5

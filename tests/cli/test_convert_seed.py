@@ -12,26 +12,24 @@ from typing import Any
 import pytest
 import yaml
 
+from cli.convert import by_kind_files
 from shared.api.nodeclass import EC2NodeClass
 from shared.api.nodepool import NodePool
-from shared.cli import by_kind_files
 from shared.convert import ConvertOptions, convert, dump_documents, load_documents
 from shared.requirements import Requirements
 
 REPO = Path(__file__).resolve().parents[2]
 SEED = REPO / "examples" / "seed"
-LOCAL_ROLE = "eksctl-jitnode-local-NodeInstanceRole"
-# (folder, options) exactly as examples/seed/README.md regenerates them.
-VARIANTS = [(SEED, ConvertOptions()), (SEED / "local", ConvertOptions(role=LOCAL_ROLE))]
 
 
 def _load(path: Path) -> list[Any]:
     return [d for d in load_documents(path.read_text(encoding="utf-8")) if d is not None]
 
 
-@pytest.mark.parametrize(("folder", "options"), VARIANTS, ids=["seed", "local"])
-def test_seed_converts_exactly_to_the_committed_files(folder: Path, options: ConvertOptions) -> None:
-    conversion = convert(_load(folder / "karpenter-provisioner.yaml"), options)
+def test_seed_converts_exactly_to_the_committed_files() -> None:
+    """As examples/seed/README.md regenerates them."""
+    folder = SEED
+    conversion = convert(_load(folder / "karpenter-provisioner.yaml"), ConvertOptions())
     assert conversion.complete, [str(f) for f in conversion.dropped]
     files = by_kind_files(conversion.objects)
     assert sorted(files) == ["jitnode-ec2nodeclass.yaml", "jitnode-nodepool.yaml"]
@@ -39,8 +37,8 @@ def test_seed_converts_exactly_to_the_committed_files(folder: Path, options: Con
         assert (folder / name).read_text(encoding="utf-8") == dump_documents(objects), name
 
 
-@pytest.mark.parametrize("folder", [SEED, SEED / "local"], ids=["seed", "local"])
-def test_committed_conversions_parse_and_keep_the_seeds_meaning(folder: Path) -> None:
+def test_committed_conversions_parse_and_keep_the_seeds_meaning() -> None:
+    folder = SEED
     (pool_raw,) = _load(folder / "jitnode-nodepool.yaml")
     (class_raw,) = _load(folder / "jitnode-ec2nodeclass.yaml")
     pool, node_class = NodePool.from_api(pool_raw), EC2NodeClass.from_api(class_raw)
@@ -71,14 +69,14 @@ def test_committed_conversions_parse_and_keep_the_seeds_meaning(folder: Path) ->
     assert node_class.effective_ami_family == "AL2023"
 
 
-def test_local_seed_selects_the_local_double() -> None:
-    from localcluster.ec2 import DEFAULT_CLUSTER, ESKCTL_CLUSTER_TAG
+def test_seed_selects_eksctls_network_and_the_guides_instance_profile() -> None:
+    from localcluster.ec2 import ESKCTL_CLUSTER_TAG
 
-    (class_raw,) = _load(SEED / "local" / "jitnode-ec2nodeclass.yaml")
+    (class_raw,) = _load(SEED / "jitnode-ec2nodeclass.yaml")
     node_class = EC2NodeClass.from_api(class_raw)
     for terms in (node_class.subnet_selector_terms, node_class.security_group_selector_terms):
-        assert [dict(t.tags) for t in terms] == [{ESKCTL_CLUSTER_TAG: DEFAULT_CLUSTER}]
-    assert node_class.role == f"eksctl-{DEFAULT_CLUSTER}-NodeInstanceRole"
+        assert [dict(t.tags) for t in terms] == [{ESKCTL_CLUSTER_TAG: "${CLUSTER_NAME}"}]
+    assert node_class.instance_profile == "KarpenterNodeInstanceProfile-${CLUSTER_NAME}"
 
 
 def test_inflate_is_the_seeds_deployment() -> None:
@@ -88,7 +86,7 @@ def test_inflate_is_the_seeds_deployment() -> None:
     pod = deployment["spec"]["template"]["spec"]
     assert pod["nodeSelector"] == {"intent": "apps"}
     (container,) = pod["containers"]
-    assert container["image"] == "public.ecr.aws/eks-distro/kubernetes/pause:3.7"
+    assert container["image"] == "public.ecr.aws/eks-distro/kubernetes/pause:3.2"
     assert container["resources"]["requests"] == {"cpu": 1, "memory": "1.5Gi"}
 
 
@@ -103,7 +101,7 @@ def test_production_examples_parse(path: str, parse: Any) -> None:
 
 def test_cli_subprocess_converts_the_seed(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "convert", "-f", str(SEED / "karpenter-provisioner.yaml")],
+        [sys.executable, "-m", "cli", "convert", "-f", str(SEED / "karpenter-provisioner.yaml")],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -119,7 +117,7 @@ def test_cli_subprocess_converts_the_seed(tmp_path: Path) -> None:
 
 
 def test_output_dir_writes_one_file_per_kind(tmp_path: Path) -> None:
-    from shared.cli import run_convert
+    from cli.convert import run_convert
 
     args = argparse.Namespace(
         filename=[str(SEED / "karpenter-provisioner.yaml")],

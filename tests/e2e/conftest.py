@@ -6,16 +6,16 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from localcluster.demo.seed import builtin_nodeclass, builtin_nodepool
+from localcluster.demo.seed import load_seed
 from localcluster.ec2 import MotoEC2
 from localcluster.stack import JitnodeStack, StackSettings
 
 
 @pytest.fixture
 async def stack(moto_server: MotoEC2) -> AsyncIterator[JitnodeStack]:
-    """The stack running, with the seed's EC2NodeClass and NodePool applied."""
+    """The stack running, with the seed's EC2NodeClass and NodePool applied (converted, as the demo does)."""
     async with JitnodeStack(StackSettings(), ec2=moto_server) as running:
-        network = running.cluster.network
-        await running.apply_nodeclass(builtin_nodeclass(network.cluster, network.node_role))
-        await running.apply_nodepool(builtin_nodepool())
+        seed = load_seed(running.cluster.network.cluster)
+        await running.apply_nodeclass(seed.nodeclass)
+        await running.apply_nodepool(seed.nodepool)
         yield running

@@ -7,6 +7,7 @@ and the JSON line to a buffer; the test judges the JSON line and the log's miles
 from __future__ import annotations
 
 import io
+import logging
 import re
 
 import orjson
@@ -32,9 +33,15 @@ FAST = DemoOptions(
 )
 
 
-async def test_demo_runs_every_pod_then_removes_every_node(moto_server: MotoEC2) -> None:
+async def test_demo_runs_every_pod_then_removes_every_node(
+    moto_server: MotoEC2, caplog: pytest.LogCaptureFixture
+) -> None:
     out = io.StringIO()
+    caplog.set_level(logging.WARNING)
     summary = await run_demo(FAST, out, live=False, ec2=moto_server)
+    # Start-up is ordered (launcher ready and leading, then the extender): no refused stream.
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not [w for w in warnings if "demand_stream" in w], warnings
 
     text = out.getvalue()
     lines = text.splitlines()

@@ -40,7 +40,7 @@ from launcher.config import (
     ServerSettings,
 )
 from localcluster.cluster import LocalCluster
-from localcluster.demo.seed import builtin_nodeclass, builtin_nodepool
+from localcluster.demo.seed import load_seed
 from localcluster.ec2 import MotoEC2
 from localcluster.kubelet import KubeletConfig
 from localcluster.service_proxy import ServiceProxy, http_ok, json_flag
@@ -247,11 +247,9 @@ async def drill(moto_server: MotoEC2, tmp_path: Path) -> AsyncIterator[Drill]:
         api = await cluster.api_client()
         running = Drill(cluster, api, tmp_path, extenders, launchers)
         custom = client.CustomObjectsApi(api)
-        network = cluster.network
-        await custom.create_cluster_custom_object(
-            API_GROUP, API_VERSION, NODECLASS_PLURAL, builtin_nodeclass(network.cluster, network.node_role)
-        )
-        await custom.create_cluster_custom_object(API_GROUP, API_VERSION, NODEPOOL_PLURAL, builtin_nodepool())
+        seed = load_seed(cluster.network.cluster)
+        await custom.create_cluster_custom_object(API_GROUP, API_VERSION, NODECLASS_PLURAL, seed.nodeclass)
+        await custom.create_cluster_custom_object(API_GROUP, API_VERSION, NODEPOOL_PLURAL, seed.nodepool)
         yield running
     finally:
         if running is not None:

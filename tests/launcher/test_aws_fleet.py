@@ -8,6 +8,7 @@ process (the threaded server shares it).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -144,6 +145,18 @@ async def test_zones_without_subnets_cannot_launch(provider: AWSCloudProvider) -
 async def test_missing_template_is_a_launch_error(provider: AWSCloudProvider) -> None:
     with pytest.raises(LaunchError, match="no warm launch template"):
         await provider.create(request(nodepool="other"))
+
+
+async def test_a_launch_waits_out_the_sync_that_makes_its_template(provider: AWSCloudProvider) -> None:
+    """A NodePool applied just before its first demand: the launch meets the sync under way."""
+    pools = [testing.nodepool(labels={"intent": "apps"}), testing.nodepool(name="fresh")]
+    sync = asyncio.create_task(provider.sync([testing.nodeclass(role=ROLE)], pools))
+    await asyncio.sleep(0)  # the sync takes its lock, then waits on EC2
+    assert provider.templates._lock.locked()
+    assert provider.templates.get("default", "fresh", "amd64") is None
+    instance = await provider.create(request(nodepool="fresh"))
+    assert instance.id.startswith("i-")
+    await sync
 
 
 def _fleet_errors(errors: list[dict[str, Any]]) -> Any:

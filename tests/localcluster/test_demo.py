@@ -3,28 +3,27 @@
 from __future__ import annotations
 
 import io
+import logging
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from localcluster.demo.cli import HeldBack, configure_demo_logging
 from localcluster.demo.prices import price_lookup
 from localcluster.demo.report import json_line, summarize
-from localcluster.demo.seed import (
-    builtin_nodeclass,
-    builtin_nodepool,
-    for_network,
-    load_seed,
-    with_empty_ttl,
-)
+from localcluster.demo.seed import SeedError, load_seed, with_cluster_name, with_empty_ttl
 from localcluster.demo.snapshot import ClaimView, NodeView, Snapshot, build_snapshot, changes, claim_phase
 from localcluster.demo.timeline import SCALE_UP, Milestone, Recorder, ordered, timeline_lines
 from localcluster.demo.view import LiveView, PlainLog, panel_lines
-from localcluster.ec2 import ClusterNetwork
 from shared import labels
+from shared.logs import get_logger
 
 PRICES = price_lookup({"m5.xlarge": 0.192, "c5.2xlarge": 0.34})
 
@@ -275,44 +274,96 @@ def test_panel_shows_progress_types_and_cost() -> None:
 
 # Seed -----------------------------------------------------------------------------------------
 
-NETWORK = ClusterNetwork(
-    cluster="c",
-    region="us-east-1",
-    vpc_id="vpc-1",
-    subnets={"us-east-1a": "subnet-a", "us-east-1b": "subnet-b"},
-    security_group_id="sg-1",
-    amis={},
-    node_role="role-1",
-)
+SEED_DIR = Path(__file__).resolve().parents[2] / "examples" / "seed"
 
 
-def test_empty_ttl_and_network_are_applied_without_touching_the_input() -> None:
-    pool = builtin_nodepool()
+def test_seed_is_converted_and_filled_in_for_the_cluster() -> None:
+    seed = load_seed("my-cluster", SEED_DIR)
+    assert seed.source == "examples/seed (CLUSTER_NAME=my-cluster)"
+    spec = seed.nodeclass["spec"]
+    tag_terms = [{"tags": {"alpha.eksctl.io/cluster-name": "my-cluster"}}]
+    assert spec["subnetSelectorTerms"] == tag_terms
+    assert spec["securityGroupSelectorTerms"] == tag_terms
+    assert spec["instanceProfile"] == "KarpenterNodeInstanceProfile-my-cluster"
+    assert "${" not in orjson.dumps([seed.nodepool, seed.nodeclass]).decode()
+    assert seed.nodepool["spec"]["template"]["metadata"]["labels"] == {"intent": "apps"}
+    assert seed.nodepool["spec"]["disruption"] == {
+        "consolidationPolicy": "WhenEmpty",
+        "consolidateAfter": "30s",
+    }
+    assert seed.deployment["spec"]["replicas"] == 0
+    assert seed.deployment["metadata"]["namespace"] == "default"
+    container = seed.deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "public.ecr.aws/eks-distro/kubernetes/pause:3.2"
+    assert seed.app_label == ("app", "inflate")
+
+
+def test_empty_ttl_is_applied_without_touching_the_input() -> None:
+    pool = load_seed("c", SEED_DIR).nodepool
     changed = with_empty_ttl(pool, 5)
     assert changed["spec"]["disruption"] == {"consolidationPolicy": "WhenEmpty", "consolidateAfter": "5s"}
     assert pool["spec"]["disruption"]["consolidateAfter"] == "30s"
-    nodeclass = for_network(builtin_nodeclass("c", "r"), NETWORK)
-    assert nodeclass["spec"]["subnetSelectorTerms"] == [{"id": "subnet-a"}, {"id": "subnet-b"}]
-    assert nodeclass["spec"]["securityGroupSelectorTerms"] == [{"id": "sg-1"}]
-    assert nodeclass["spec"]["role"] == "role-1"
 
 
-def test_load_seed_prefers_converted_pairs_and_falls_back_to_built_in(tmp_path: Path) -> None:
-    assert load_seed("c", "r", tmp_path).source == "built-in"
-    pool = with_empty_ttl(builtin_nodepool(), 30) | {"metadata": {"name": "converted"}}
-    (tmp_path / "jitnode-nodepool.yaml").write_text(yaml.safe_dump(pool))
-    assert load_seed("c", "r", tmp_path).source == "built-in", "a pool without its class is not used"
-    (tmp_path / "jitnode-ec2nodeclass.yaml").write_text(yaml.safe_dump(builtin_nodeclass("real", "role")))
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "inflate"},
-        "spec": {"replicas": 5, "selector": {"matchLabels": {"app": "inflate"}}, "template": {}},
-    }
-    (tmp_path / "inflate.yaml").write_text(yaml.safe_dump(deployment))
-    seed = load_seed("c", "r", tmp_path)
-    assert seed.source == "examples/seed"
-    assert seed.nodepool["metadata"]["name"] == "converted"
-    assert seed.deployment["spec"]["replicas"] == 0
-    assert seed.deployment["metadata"]["namespace"] == "default"
-    assert seed.app_label == ("app", "inflate")
+def test_cluster_name_is_filled_in_as_envsubst_does() -> None:
+    text = "a: ${CLUSTER_NAME}\nb: $CLUSTER_NAME\nc: ${OTHER}\n"
+    assert with_cluster_name(text, "x") == "a: x\nb: x\nc: ${OTHER}\n"
+
+
+def test_a_broken_seed_is_reported_not_crashed_on(tmp_path: Path) -> None:
+    with pytest.raises(SeedError, match="cannot read the seed"):
+        load_seed("c", tmp_path)
+    (tmp_path / "karpenter-provisioner.yaml").write_text(
+        (SEED_DIR / "karpenter-provisioner.yaml").read_text()
+    )
+    (tmp_path / "inflate.yaml").write_text(yaml.safe_dump({"kind": "Deployment", "metadata": {"name": "x"}}))
+    with pytest.raises(SeedError, match="no Deployment named inflate"):
+        load_seed("c", tmp_path)
+    (tmp_path / "karpenter-provisioner.yaml").write_text("kind: Pod\n")
+    with pytest.raises(SeedError, match=r"karpenter-provisioner\.yaml"):
+        load_seed("c", tmp_path)
+
+
+# Logging kept out of the live view ------------------------------------------------------------
+
+
+@pytest.fixture
+def restored_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)
+
+
+@pytest.mark.usefixtures("restored_logging")
+def test_live_view_holds_warnings_back_until_it_has_closed(capsys: pytest.CaptureFixture[str]) -> None:
+    held = configure_demo_logging(None, hold=True)
+    assert held is not None
+    get_logger("extender.stream").warning("demand_stream.disconnected", error="refused")
+    get_logger("extender.stream").info("demand_stream.connected")  # below the demo's level
+    assert capsys.readouterr().err == "", "a log line reached the terminal under the live view"
+    held.write_out(sys.stderr)
+    (line,) = capsys.readouterr().err.splitlines()
+    assert orjson.loads(line)["event"] == "demand_stream.disconnected"
+
+
+@pytest.mark.usefixtures("restored_logging")
+def test_held_lines_are_bounded_and_the_rest_counted() -> None:
+    held = HeldBack(capacity=3)
+    held.setFormatter(logging.Formatter("%(message)s"))
+    for n in range(5):
+        held.emit(logging.LogRecord("x", logging.WARNING, __file__, 1, f"line {n}", None, None))
+    out = io.StringIO()
+    held.write_out(out)
+    assert out.getvalue().splitlines() == ["(2 earlier log lines not kept)", "line 2", "line 3", "line 4"]
+
+
+@pytest.mark.usefixtures("restored_logging")
+def test_plain_log_passes_warnings_straight_to_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    assert configure_demo_logging(None, hold=False) is None
+    get_logger("x").warning("something.happened")
+    assert "something.happened" in capsys.readouterr().err

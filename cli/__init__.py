@@ -1,0 +1,1 @@
+"""The ``jitnode`` command line (``jitnode demo``, ``jitnode convert``): see :mod:`cli.main`."""
