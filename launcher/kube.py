@@ -1,4 +1,4 @@
-"""The launcher's writes to the Kubernetes API: NodeClaims, Nodes.
+"""The launcher's writes to the Kubernetes API: NodeClaims, Nodes, and jitnode objects' status.
 
 Custom objects are patched with ``application/merge-patch+json``: kubernetes-asyncio would
 otherwise send a dict body as a JSON patch, which a real API server rejects for custom
@@ -12,7 +12,7 @@ from typing import Any
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from shared.api.group import API_GROUP, API_VERSION, NODECLAIM_PLURAL
+from shared.api.group import API_GROUP, API_VERSION, NODECLAIM_PLURAL, NODECLASS_PLURAL, NODEPOOL_PLURAL
 
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
@@ -63,6 +63,51 @@ class NodeClaimWriter:
         except ApiException as error:
             if error.status != 404:
                 raise
+
+
+class StatusWriter:
+    """Merge-patch the status subresource of NodePools, EC2NodeClasses and NodeClaims.
+
+    The patch carries the resourceVersion the status was computed from: a merge patch replaces
+    ``conditions`` whole, so a concurrent writer's change must fail this one (409), not be lost.
+    """
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self._custom = client.CustomObjectsApi(api)
+
+    async def nodepool(self, name: str, status: dict[str, Any], resource_version: str) -> None:
+        await self._custom.patch_cluster_custom_object_status(
+            API_GROUP,
+            API_VERSION,
+            NODEPOOL_PLURAL,
+            name,
+            _status_body(status, resource_version),
+            _content_type=MERGE_PATCH,
+        )  # type: ignore[call-arg]
+
+    async def nodeclass(self, name: str, status: dict[str, Any], resource_version: str) -> None:
+        await self._custom.patch_cluster_custom_object_status(
+            API_GROUP,
+            API_VERSION,
+            NODECLASS_PLURAL,
+            name,
+            _status_body(status, resource_version),
+            _content_type=MERGE_PATCH,
+        )  # type: ignore[call-arg]
+
+    async def nodeclaim(self, name: str, status: dict[str, Any], resource_version: str) -> None:
+        await self._custom.patch_cluster_custom_object_status(
+            API_GROUP,
+            API_VERSION,
+            NODECLAIM_PLURAL,
+            name,
+            _status_body(status, resource_version),
+            _content_type=MERGE_PATCH,
+        )  # type: ignore[call-arg]
+
+
+def _status_body(status: dict[str, Any], resource_version: str) -> dict[str, Any]:
+    return {"metadata": {"resourceVersion": resource_version}, "status": status}
 
 
 class NodeWriter:

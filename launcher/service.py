@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import socket
 from collections.abc import Callable, Coroutine, Mapping
@@ -31,9 +32,10 @@ from kubernetes_asyncio import client as k8s
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from launcher.aws.catalogue import CatalogueSettings, InstanceCatalogue
+from launcher.aws.inspect import inspect_nodeclass
 from launcher.aws.nodeclass import NodeClassResolver, ResolverSettings
 from launcher.aws.provider import AWSCloudProvider
-from launcher.aws.session import AWSClients
+from launcher.aws.session import AWSClients, pricing_region
 from launcher.aws.templates import LaunchTemplates
 from launcher.aws.userdata import ClusterInfo
 from launcher.config import LauncherConfig
@@ -41,7 +43,7 @@ from launcher.demand.book import DemandBook
 from launcher.demand.server import DemandServer
 from launcher.disruption.controller import DisruptionController
 from launcher.disruption.replacement import ClaimReplacer
-from launcher.kube import NodeClaimWriter, NodeWriter
+from launcher.kube import NodeClaimWriter, NodeWriter, StatusWriter
 from launcher.leader import LeaderElector
 from launcher.lifecycle.collector import LeakCollector
 from launcher.lifecycle.controller import ClaimController, LifecycleConfig
@@ -51,6 +53,7 @@ from launcher.planner.offerings import UnavailableOfferings
 from launcher.provider import CloudProvider
 from launcher.provisioning.provisioner import Provisioner, ProvisionerSettings
 from launcher.state import LauncherState
+from launcher.status.controller import StatusController
 from shared.events import EventRecorder
 from shared.logs import get_logger
 from shared.servingcert import ServingCertificate
@@ -112,7 +115,8 @@ class LauncherService:
                 instance_types=config.aws.instance_types or None,
                 refresh_period=config.aws.catalogue_refresh,
                 spot_refresh_period=config.aws.spot_price_refresh,
-                pricing_api=config.aws.pricing_api,
+                # GovCloud and the isolated partitions have no Pricing API: the table at once.
+                pricing_api=config.aws.pricing_api and pricing_region(config.aws.region) is not None,
             ),
         )
         resolver = NodeClassResolver(
@@ -173,6 +177,12 @@ class LauncherService:
             pending=self.book.current,
             replacer=ClaimReplacer(NodeClaimWriter(api), on_created=self.claims.enqueue),
             nodeclass_zones=self.nodeclass_zones,
+        )
+        # Status on NodePools, EC2NodeClasses and NodeClaims; its index follows events from now on.
+        self.status = StatusController(
+            state=self.state,
+            writer=StatusWriter(api),
+            inspect=functools.partial(inspect_nodeclass, resolver),
         )
         self.collector = LeakCollector(
             state=self.state,
@@ -238,6 +248,18 @@ class LauncherService:
         if not self.state.has_synced or not self.catalogue_source.cached():
             return web.json_response({"status": "syncing"}, status=503)
         return web.json_response({"status": "ok", "leader": self.leading.is_set()})
+
+    async def wait_ready(self) -> None:
+        """Until ``/readyz`` would say ok and, with leader election, this replica leads.
+
+        What a rollout waits for before the next component starts: the local stack starts the
+        extender only then, so its demand stream connects at the first try, and a scale-up
+        right after start-up meets a warm catalogue, as it would on a cluster whose launcher
+        Deployment finished rolling out.
+        """
+        await self.state.wait_synced()
+        await self.catalogue_source.wait_refreshed()
+        await self.leading.wait()
 
     async def _metrics(self, request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -310,6 +332,7 @@ class LauncherService:
                 ("provisioner", self.provisioner.run),
                 ("collector", self.collector.run),
                 ("disruption", self.disruption.run),
+                ("status", self.status.run),
             ]
             tasks = [asyncio.create_task(fn(), name=name) for name, fn in work]
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)

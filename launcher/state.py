@@ -20,7 +20,7 @@ from shared.api.nodeclaim import NodeClaim
 from shared.api.nodeclass import EC2NodeClass
 from shared.api.nodepool import NodePool
 from shared.errors import ValidationError
-from shared.informer import Informer, Obj
+from shared.informer import EventHandler, Informer, Obj
 from shared.logs import get_logger
 
 log = get_logger("launcher.state")
@@ -35,12 +35,18 @@ class _Kick:
         self._kind = kind
 
     def on_added(self, obj: Obj) -> None:
+        for listener in self._state.listeners(self._kind):
+            listener.on_added(obj)
         self._state.kick(self._kind)
 
     def on_modified(self, old: Obj, new: Obj) -> None:
+        for listener in self._state.listeners(self._kind):
+            listener.on_modified(old, new)
         self._state.kick(self._kind)
 
     def on_deleted(self, obj: Obj) -> None:
+        for listener in self._state.listeners(self._kind):
+            listener.on_deleted(obj)
         self._state.kick(self._kind)
 
 
@@ -81,6 +87,7 @@ class LauncherState:
         custom = client.CustomObjectsApi(api)
         core = client.CoreV1Api(api)
         self._subscribers: list[asyncio.Event] = []
+        self._listeners: dict[str, list[EventHandler]] = {}
 
         def custom_list(plural: str) -> Any:
             return partial(custom.list_cluster_custom_object, API_GROUP, API_VERSION, plural)
@@ -130,6 +137,15 @@ class LauncherState:
         event = asyncio.Event()
         self._subscribers.append(event)
         return event
+
+    def listen(self, kind: str, handler: EventHandler) -> None:
+        """Hand every event on ``kind`` objects ("nodepool", "nodeclass", "nodeclaim", "node",
+        "pod") to ``handler`` as it happens, for those that must know *what* changed (to keep an
+        index current) rather than re-read everything. Register before :meth:`start`."""
+        self._listeners.setdefault(kind, []).append(handler)
+
+    def listeners(self, kind: str) -> list[EventHandler]:
+        return self._listeners.get(kind, [])
 
     def kick(self, kind: str = "") -> None:
         for event in self._subscribers:

@@ -68,6 +68,7 @@ class Subnet:
     id: str
     zone: str
     available_ips: int = 0
+    zone_id: str = ""  # use1-az1: the same physical zone in every account, unlike the name
 
 
 @dataclass(frozen=True)
@@ -258,20 +259,25 @@ class NodeClassResolver:
                     id=raw["SubnetId"],
                     zone=raw["AvailabilityZone"],
                     available_ips=int(raw.get("AvailableIpAddressCount", 0)),
+                    zone_id=str(raw.get("AvailabilityZoneId", "")),
                 )
         if not found:
             raise NodeClassNotReady("no subnet matches subnetSelectorTerms")
         return tuple(sorted(found.values(), key=lambda s: (s.zone, s.id)))
 
     async def security_groups(self, terms: Iterable[SelectorTerm]) -> tuple[str, ...]:
-        found: set[str] = set()
+        return tuple(sorted(await self.security_group_names(terms)))
+
+    async def security_group_names(self, terms: Iterable[SelectorTerm]) -> dict[str, str]:
+        """Matching group id -> name (the EC2NodeClass status shows both)."""
+        found: dict[str, str] = {}
         for term in terms:
             filters = term_filters(term, "group-id", "group-name")
             response = await self.clients.ec2.describe_security_groups(Filters=filters)
-            found.update(g["GroupId"] for g in response["SecurityGroups"])
+            found.update({g["GroupId"]: str(g.get("GroupName", "")) for g in response["SecurityGroups"]})
         if not found:
             raise NodeClassNotReady("no security group matches securityGroupSelectorTerms")
-        return tuple(sorted(found))
+        return found
 
     # --- instance profile -----------------------------------------------------------------
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from structlog.stdlib import BoundLogger
+
 from launcher import metrics
 from launcher.kube import NodeClaimWriter, NodeWriter
 from launcher.lifecycle import decisions as d
@@ -28,8 +30,9 @@ from launcher.model import Instance, InstanceType, InsufficientCapacityError, La
 from launcher.planner.offerings import UnavailableOfferings
 from launcher.provider import CloudProvider
 from launcher.state import LauncherState
+from launcher.status import conditions as condition_set
 from shared import labels
-from shared.api._fields import format_time
+from shared.api.meta import Condition
 from shared.api.nodeclaim import INITIALIZED, LAUNCHED, READY, REGISTERED, NodeClaim
 from shared.events import NORMAL, WARNING, EventRecorder
 from shared.logs import get_logger
@@ -54,31 +57,8 @@ def set_condition(
     conditions: list[dict[str, Any]], type_: str, status: str, reason: str, message: str, now: datetime
 ) -> list[dict[str, Any]]:
     """``conditions`` with ``type_`` set; lastTransitionTime changes only when status does."""
-    out = []
-    found = False
-    for condition in conditions:
-        if condition.get("type") == type_:
-            found = True
-            changed = condition.get("status") != status
-            condition = {
-                **condition,
-                "status": status,
-                "reason": reason,
-                "message": message,
-                "lastTransitionTime": format_time(now) if changed else condition.get("lastTransitionTime"),
-            }
-        out.append(condition)
-    if not found:
-        out.append(
-            {
-                "type": type_,
-                "status": status,
-                "reason": reason,
-                "message": message,
-                "lastTransitionTime": format_time(now),
-            }
-        )
-    return out
+    wanted = Condition(type_, status, reason, message)
+    return condition_set.to_api(condition_set.merge(condition_set.parse(conditions), [wanted], now))
 
 
 def _conditions(claim: NodeClaim) -> list[dict[str, Any]]:
@@ -248,9 +228,10 @@ class ClaimController:
             labels.TAG_MANAGED_BY: "jitnode",
             f"kubernetes.io/cluster/{self.config.cluster}": "owned",
         }
-        catalogue = self._catalogue()
         while True:
-            request = launch_request(claim, catalogue, self._unavailable, tags)
+            # The catalogue is read afresh each round: a NodeClass resolved while this launch
+            # waited narrows it to the zones that have subnets.
+            request = launch_request(claim, self._catalogue(), self._unavailable, tags)
             if isinstance(request, str):
                 bound.warning("no offering left", reason=request)
                 await self._events.record(claim_reference(claim), WARNING, "InsufficientCapacity", request)
@@ -263,12 +244,18 @@ class ClaimController:
                 metrics.LAUNCHES.labels("insufficient_capacity").inc()
                 for offering in error.offerings:
                     metrics.OFFERINGS_UNAVAILABLE.labels(offering[2]).inc()
+                learned = [o for o in error.offerings if not self._unavailable.is_unavailable(*o)]
                 self._unavailable.mark_all(error.offerings)
                 bound.warning("insufficient capacity", error=str(error), offerings=len(error.offerings))
                 if not error.offerings:
                     await self._claims.delete(claim.name)
                     return
-                continue
+                if learned:
+                    continue
+                # EC2 refused only offerings already known to be out: retrying at once would
+                # ask again for the same. Count it as a failed attempt, with its backoff.
+                await self._launch_failed(claim, bound, error)
+                return
             except ThrottledError as error:
                 metrics.LAUNCHES.labels("throttled").inc()
                 delay = self.config.throttle_backoff_seconds * (1 + random.random())
@@ -276,26 +263,7 @@ class ClaimController:
                 await asyncio.sleep(delay)
                 continue
             except LaunchError as error:
-                metrics.LAUNCHES.labels("error").inc()
-                attempts = self._attempts.get(claim.name, 0) + 1
-                self._attempts[claim.name] = attempts
-                bound.error("launch failed", error=str(error), attempt=attempts)
-                await self._claims.patch_status(
-                    claim.name,
-                    {
-                        "conditions": set_condition(
-                            _conditions(claim),
-                            LAUNCHED,
-                            "False",
-                            "LaunchFailed",
-                            str(error)[:1000],
-                            self._now(),
-                        )
-                    },
-                )
-                await self._events.record(claim_reference(claim), WARNING, "LaunchFailed", str(error)[:1000])
-                if attempts >= self.config.max_launch_attempts:
-                    await self._claims.delete(claim.name)
+                await self._launch_failed(claim, bound, error)
                 return
             metrics.FLEET_SECONDS.observe(time.monotonic() - started)
             metrics.LAUNCHES.labels("launched").inc()
@@ -314,6 +282,24 @@ class ClaimController:
                 )
             await self._record_launch(claim, instance)
             return
+
+    async def _launch_failed(self, claim: NodeClaim, bound: BoundLogger, error: Exception) -> None:
+        """Record a failed attempt on the claim (condition, Event); delete it after the last one."""
+        metrics.LAUNCHES.labels("error").inc()
+        attempts = self._attempts.get(claim.name, 0) + 1
+        self._attempts[claim.name] = attempts
+        bound.error("launch failed", error=str(error), attempt=attempts)
+        await self._claims.patch_status(
+            claim.name,
+            {
+                "conditions": set_condition(
+                    _conditions(claim), LAUNCHED, "False", "LaunchFailed", str(error)[:1000], self._now()
+                )
+            },
+        )
+        await self._events.record(claim_reference(claim), WARNING, "LaunchFailed", str(error)[:1000])
+        if attempts >= self.config.max_launch_attempts:
+            await self._claims.delete(claim.name)
 
     async def _record_launch(self, claim: NodeClaim, instance: Instance) -> None:
         instance_type = self._catalogue().get(instance.instance_type)

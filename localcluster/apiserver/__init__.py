@@ -8,21 +8,29 @@ Emulated (JSON wire format, as kubernetes-asyncio and kubectl expect):
   coordination.k8s.io/v1 leases; events.k8s.io/v1 events (stored apart from core events);
   apiextensions.k8s.io/v1 CRDs, whose resources are then served (+status when declared,
   ``default`` values from the schema applied, Established/NamesAccepted conditions).
-- Discovery (legacy, unaggregated), ``/version`` (v1.29.0); ``/openapi/*`` answers 404.
+- Discovery (legacy, unaggregated), ``/version`` (the oldest supported minor, ``shared.compat``);
+  ``/openapi/v2`` (JSON only) and ``/openapi/v3`` (root with hashes, per group-version documents)
+  from kubernetes-validate's built-in definitions plus each CRD's schema.
+- ``fieldValidation`` Strict/Warn/Ignore: unknown fields dropped (custom resources pruned),
+  refused or sent back as ``Warning`` headers; duplicates when the client asks explicitly.
 - A cluster-wide integer resourceVersion, uid, creationTimestamp, generation (bumped on spec
   change), generateName; 201/404/409/422/400 with ``Status`` bodies; optimistic concurrency.
 - List with label/field selectors and limit/continue; watch from a resourceVersion with bounded
   history (410 Gone when compacted or when a watcher falls behind), timeoutSeconds, bookmarks,
   selector transitions (objects leaving a selector arrive as DELETED).
 - PATCH: JSON merge, strategic merge (by field-name merge keys; built-ins only, 415 for custom
-  resources) and JSON patch. Server-side apply answers 415.
+  resources) and JSON patch; server-side apply with managedFields (Apply and Update entries,
+  conflicts, force, removal of fields no longer applied, create on apply).
 - Finalizers and deletionTimestamp, background garbage collection by ownerReferences, Orphan
   propagation, namespace termination, deletion of pods bound to a deleted node, ``dryRun=All``.
 - Controllers: Deployment -> ReplicaSet (``pod-template-hash``) -> Pods with statuses that
   ``kubectl rollout status`` reads; PDB status; eviction refused with 429 past the budget.
 
+- Table output for custom resources (``kubectl get`` columns from ``additionalPrinterColumns``,
+  ``table.py``).
+
 Not emulated: authentication/authorization (any token or none), admission webhooks, Table
-output (kubectl falls back to plain lists), OpenAPI documents, server-side apply, protobuf,
+output for built-ins (kubectl falls back to plain lists), protobuf (OpenAPI v2 too),
 rolling updates (a template change scales the old ReplicaSet to zero at once), Foreground
 deletion (treated as Background), graceful pod termination (pods without finalizers vanish on
 delete), multiple stored versions of a custom resource, pod spec immutability checks.

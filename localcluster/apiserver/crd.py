@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from localcluster.apiserver import crdvalidation
 from localcluster.apiserver.objects import now_rfc3339
 from localcluster.apiserver.registry import COMMON_FIELDS, ResourceType
 
@@ -34,6 +35,8 @@ def crd_problems(crd: Obj) -> list[tuple[str, str]]:
     name = (crd.get("metadata") or {}).get("name")
     if plural and group and name != f"{plural}.{group}":
         causes.append(("metadata.name", f'Invalid value: {name!r}: must be spec.names.plural+"."+spec.group'))
+    if not causes:
+        causes.extend(crdvalidation.crd_rule_problems(crd))
     return causes
 
 

@@ -9,17 +9,18 @@ from __future__ import annotations
 from typing import Any
 
 from localcluster.apiserver.registry import Registry, ResourceType
+from shared.compat import MIN_KUBERNETES_MINOR
 
 Obj = dict[str, Any]
 
 VERSION: Obj = {
     "major": "1",
-    "minor": "29",
-    "gitVersion": "v1.29.0",
-    "gitCommit": "3f7a50f38688eb332e2a1b013678c6435d539ae6",
+    "minor": str(MIN_KUBERNETES_MINOR),
+    "gitVersion": f"v1.{MIN_KUBERNETES_MINOR}.0",
+    "gitCommit": "70d3cc986aa8221cd1dfb1121852688902d3bf53",
     "gitTreeState": "clean",
-    "buildDate": "2023-12-13T08:43:55Z",
-    "goVersion": "go1.21.5",
+    "buildDate": "2024-12-11T17:58:53Z",
+    "goVersion": "go1.23.3",
     "compiler": "gc",
     "platform": "linux/amd64",
 }

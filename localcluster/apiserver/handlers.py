@@ -15,8 +15,10 @@ import orjson
 import yaml
 from aiohttp import web
 
-from localcluster.apiserver import discovery, errors
+from localcluster.apiserver import discovery, errors, table
 from localcluster.apiserver.errors import APIError
+from localcluster.apiserver.fieldvalidation import MODES, WARN, FieldValidation, duplicate_fields
+from localcluster.apiserver.openapi import OpenAPI
 from localcluster.apiserver.registry import ResourceType
 from localcluster.apiserver.selectors import (
     SelectorError,
@@ -24,7 +26,7 @@ from localcluster.apiserver.selectors import (
     parse_field_selector,
     parse_label_selector,
 )
-from localcluster.apiserver.service import API, success
+from localcluster.apiserver.service import API, CRD_KEY, WriteContext, success
 from localcluster.apiserver.store import BOOKMARK, ERROR, Obj, encode_event
 from shared.logs import get_logger
 
@@ -60,6 +62,7 @@ class Handlers:
         self.api = api
         self.watch_settings = watch
         self.server_address = server_address
+        self.openapi = OpenAPI(api.registry, api.schemas)
 
     # ------------------------------------------------------------ routing
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
@@ -80,10 +83,10 @@ class Handlers:
             return json_response({"paths": ["/api", "/api/v1", "/apis", "/version"]})
         if segs == ["version"]:
             return json_response(discovery.VERSION)
-        if segs[0] in ("openapi", "healthz", "livez", "readyz"):
-            if segs[0] != "openapi":
-                return web.Response(text="ok")
-            raise NOT_FOUND
+        if segs[0] in ("healthz", "livez", "readyz"):
+            return web.Response(text="ok")
+        if segs[0] == "openapi":
+            return self._openapi(request, segs[1:])
         if segs[0] == "api":
             if len(segs) == 1:
                 return json_response(discovery.api_versions(self.server_address))
@@ -140,7 +143,65 @@ class Handlers:
             raise NOT_FOUND
         return Target(rt, namespace, name, sub, watch_path)
 
+    # ------------------------------------------------------------ openapi
+    def _openapi(self, request: web.Request, segs: list[str]) -> web.Response:
+        if request.method != "GET":
+            raise errors.method_not_allowed()
+        if segs == ["v2"]:
+            accept = request.headers.get("Accept", "")
+            if accept and not any(t in accept for t in ("application/json", "*/*", "application/*")):
+                raise errors.APIError(406, "NotAcceptable", "only application/json is served")
+            return self._document(request, self.openapi.v2(), immutable=False)
+        if segs == ["v3"]:
+            return json_response(self.openapi.v3_root())
+        if len(segs) > 1 and segs[0] == "v3":
+            gv = "/".join(segs[1:])
+            doc = self.openapi.v3(gv)
+            if doc is None:
+                raise NOT_FOUND
+            wanted = request.query.get("hash")
+            if wanted is not None and wanted != doc.etag:
+                raise web.HTTPMovedPermanently(f"/openapi/v3/{gv}?hash={doc.etag}")
+            return self._document(request, doc, immutable=wanted is not None)
+        raise NOT_FOUND
+
+    @staticmethod
+    def _document(request: web.Request, doc: Any, *, immutable: bool) -> web.Response:
+        etag = f'"{doc.etag}"'
+        cache = "public, immutable, max-age=31536000" if immutable else "no-cache, private"
+        headers = {"ETag": etag, "Cache-Control": cache, "Vary": "Accept"}
+        if request.headers.get("If-None-Match") == etag:
+            return web.Response(status=304, headers=headers)
+        return web.Response(body=doc.body, content_type=JSON, headers=headers)
+
     # ------------------------------------------------------------ helpers
+    @staticmethod
+    async def _context(request: web.Request) -> WriteContext:
+        """Field manager, validation mode and ``force`` of a write (duplicates need the raw body)."""
+        q = request.query
+        mode = q.get("fieldValidation")
+        if mode is not None and mode not in MODES:
+            raise errors.bad_request(
+                f"fieldValidation: Unsupported value: {mode!r}: supported values: "
+                + ", ".join(f'"{m}"' for m in MODES)
+            )
+        fv = FieldValidation(mode or WARN)
+        if mode is not None and mode != "Ignore":
+            raw = await request.read()
+            fv.duplicates = duplicate_fields(raw, "yaml" in (request.content_type or "")) if raw else []
+        manager = q.get("fieldManager") or request.headers.get("User-Agent", "").split("/")[0]
+        force = q.get("force") in TRUE_VALUES
+        given = bool(q.get("fieldManager"))
+        return WriteContext(manager=manager[:128], validation=fv, force=force, manager_given=given)
+
+    @staticmethod
+    def _respond(body: Any, status: int, ctx: WriteContext) -> web.Response:
+        response = json_response(body, status)
+        for warning in ctx.validation.warnings if ctx.validation else ():
+            escaped = warning.replace("\\", "\\\\").replace('"', '\\"')
+            response.headers.add("Warning", f'299 - "{escaped}"')
+        return response
+
     @staticmethod
     def _dry_run(request: web.Request) -> bool:
         return "All" in request.query.getall("dryRun", [])
@@ -181,7 +242,21 @@ class Handlers:
             return json_response(self.api.scale_of(rt, obj))
         if target.subresource not in (None, "status"):
             raise errors.method_not_allowed()
+        if target.subresource is None and self._wants_table(request, rt):
+            meta = {"resourceVersion": obj["metadata"].get("resourceVersion", "")}
+            return json_response(self._table(request, rt, [obj], meta))
         return json_response(obj)
+
+    @staticmethod
+    def _wants_table(request: web.Request, rt: ResourceType) -> bool:
+        """Table output for custom resources (built-ins keep kubectl's plain-list fallback)."""
+        return not rt.builtin and table.wants_table(request.headers.get("Accept", ""))
+
+    def _table(self, request: web.Request, rt: ResourceType, items: list[Obj], meta: Obj) -> Obj:
+        crd = self.api.store.get(CRD_KEY, "", f"{rt.plural}.{rt.group}")
+        columns = table.printer_columns(crd, rt.version)
+        include = request.query.get("includeObject", "Metadata")
+        return table.table(items, columns, meta, include_object=include)
 
     def _list(self, request: web.Request, target: Target) -> web.Response:
         rt = target.rt
@@ -207,6 +282,8 @@ class Handlers:
             items = page
         if rt.builtin:  # the real server leaves kind/apiVersion out of built-in list items
             items = [{k: v for k, v in o.items() if k != "kind" and k != "apiVersion"} for o in items]
+        if self._wants_table(request, rt):
+            return json_response(self._table(request, rt, items, meta))
         return json_response(
             {"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": meta, "items": items}
         )
@@ -287,7 +364,8 @@ class Handlers:
             return json_response(self.api.bind(ns, str(name), body, dry_run=dry), 201)
         if rt.namespaced and target.namespace is None:
             raise NOT_FOUND
-        return json_response(self.api.create(rt, ns, body, dry_run=dry), 201)
+        ctx = await self._context(request)
+        return self._respond(self.api.create(rt, ns, body, dry_run=dry, ctx=ctx), 201, ctx)
 
     async def _put(self, request: web.Request, target: Target) -> web.Response:
         if target.name is None:
@@ -304,14 +382,17 @@ class Handlers:
             return json_response(self.api.write(rt.key, old, new))
         if target.subresource not in (None, "status"):
             raise errors.method_not_allowed()
-        return json_response(
-            self.api.update(rt, ns, target.name, body, subresource=target.subresource, dry_run=dry)
-        )
+        ctx = await self._context(request)
+        obj = self.api.update(rt, ns, target.name, body, subresource=target.subresource, dry_run=dry, ctx=ctx)
+        return self._respond(obj, 200, ctx)
 
     async def _patch(self, request: web.Request, target: Target) -> web.Response:
         if target.name is None or target.subresource not in (None, "status", "scale"):
             raise errors.method_not_allowed()
         raw = await request.read()
+        ctx = await self._context(request)
+        rt, ns = target.rt, target.namespace or ""
+        existed = self.api.store.get(rt.key, ns if rt.namespaced else "", target.name) is not None
         obj = self.api.patch(
             target.rt,
             target.namespace or "",
@@ -320,8 +401,9 @@ class Handlers:
             request.headers.get("Content-Type", ""),
             subresource=target.subresource,
             dry_run=self._dry_run(request),
+            ctx=ctx,
         )
-        return json_response(obj)
+        return self._respond(obj, 200 if existed else 201, ctx)
 
     async def _delete(self, request: web.Request, target: Target) -> web.Response:
         rt, ns = target.rt, target.namespace or ""

@@ -228,6 +228,8 @@ class Registry:
 
     _types: dict[tuple[str, str, str], ResourceType] = field(default_factory=dict)
     _by_crd: dict[str, list[ResourceType]] = field(default_factory=dict)
+    # Bumped whenever CRDs change the served set or their schemas (OpenAPI documents are cached by it).
+    revision: int = 0
 
     @classmethod
     def with_builtins(cls) -> Registry:
@@ -274,6 +276,7 @@ class Registry:
     def set_crd(self, crd_name: str, types: Iterable[ResourceType]) -> None:
         """Serve (or re-serve, after an update) the versions a CRD defines."""
         self.remove_crd(crd_name)
+        self.revision += 1
         new = list(types)
         for rt in new:
             self.add(rt)
@@ -281,6 +284,7 @@ class Registry:
 
     def remove_crd(self, crd_name: str) -> list[ResourceType]:
         old = self._by_crd.pop(crd_name, [])
+        self.revision += 1
         for rt in old:
             self._types.pop((rt.group, rt.version, rt.plural), None)
         return old

@@ -8,13 +8,18 @@ as remote clients.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
+import yaml
 
+from localcluster.apiserver import apply as ssa
 from localcluster.apiserver import crd as crds
-from localcluster.apiserver import disruption, errors
+from localcluster.apiserver import crdvalidation, disruption, errors
 from localcluster.apiserver.errors import APIError
+from localcluster.apiserver.fieldvalidation import FieldValidation, strict_message
+from localcluster.apiserver.fieldvalidation import check as check_fields
 from localcluster.apiserver.objects import (
     controller_of,
     default_pod,
@@ -28,6 +33,7 @@ from localcluster.apiserver.objects import (
 )
 from localcluster.apiserver.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
 from localcluster.apiserver.registry import Registry, ResourceType
+from localcluster.apiserver.schemas import Resolver, Schemas
 from localcluster.apiserver.selectors import (
     SelectorError,
     from_label_selector,
@@ -70,6 +76,22 @@ def _meta(obj: Obj) -> dict[str, Any]:
     return m
 
 
+@dataclass
+class WriteContext:
+    """What a remote write says about itself: its field manager, validation mode and ``force``.
+
+    In-process controllers write without one: no validation, no managedFields bookkeeping.
+    """
+
+    manager: str = ""
+    validation: FieldValidation | None = None
+    force: bool = False
+    manager_given: bool = False  # from ``fieldManager`` rather than the user agent (apply needs it)
+
+
+FREE_FORM = Resolver("object", {"object": {}}, structural=False)
+
+
 def success(code: int = 200, details: dict[str, Any] | None = None) -> Obj:
     body: Obj = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": code}
     if details is not None:
@@ -83,6 +105,7 @@ class API:
     def __init__(self, store: Store, registry: Registry) -> None:
         self.store = store
         self.registry = registry
+        self.schemas = Schemas(registry, lambda name: store.get(CRD_KEY, "", name))
 
     # ---------------------------------------------------------------- reads
     def get(self, rt: ResourceType, namespace: str, name: str) -> Obj:
@@ -98,8 +121,16 @@ class API:
         return [obj for obj in self.store.iter(rt.key, ns) if accept(obj)]
 
     # ---------------------------------------------------------------- create
-    def create(self, rt: ResourceType, namespace: str, body: Obj, *, dry_run: bool = False) -> Obj:
-        obj = self._typed(rt, body)
+    def create(
+        self,
+        rt: ResourceType,
+        namespace: str,
+        body: Obj,
+        *,
+        dry_run: bool = False,
+        ctx: WriteContext | None = None,
+    ) -> Obj:
+        obj = self._check_fields(rt, self._typed(rt, body), ctx)
         m = _meta(obj)
         ns = self._namespace_for(rt, namespace, m)
         if not m.get("name") and m.get("generateName"):
@@ -125,6 +156,7 @@ class API:
         m["creationTimestamp"] = now_rfc3339()
         m["generation"] = 1
         self._prepare_create(rt, obj)
+        obj = self._track(rt, None, obj, ctx)
         if dry_run:
             return obj
         stored = self.store.put(rt.key, obj, None)
@@ -193,9 +225,21 @@ class API:
                 obj["status"] = dict(INITIAL_STATUS.get(key, {}))
             else:
                 obj.pop("status", None)
+        if not rt.builtin:
+            self._validate_custom(rt, obj, None)
 
     def _validate_workload(self, rt: ResourceType, obj: Obj) -> None:
         problems = workload_problems(obj)
+        if problems:
+            raise errors.invalid(rt.kind, rt.group, str(obj["metadata"].get("name", "")), problems)
+
+    def _validate_custom(self, rt: ResourceType, obj: Obj, old: Obj | None) -> None:
+        """The CRD's structural schema and CEL rules, ``old`` giving ``oldSelf`` on update."""
+        crd = self.store.get(CRD_KEY, "", f"{rt.plural}.{rt.group}")
+        schema = crds.schema_of(crd, rt.version) if crd is not None else None
+        if schema is None:
+            return
+        problems = crdvalidation.validate(crdvalidation.compiled_rules(schema), schema, obj, old)
         if problems:
             raise errors.invalid(rt.kind, rt.group, str(obj["metadata"].get("name", "")), problems)
 
@@ -214,9 +258,10 @@ class API:
         *,
         subresource: str | None = None,
         dry_run: bool = False,
+        ctx: WriteContext | None = None,
     ) -> Obj:
         old = self.get(rt, namespace, name)
-        obj = self._typed(rt, body)
+        obj = self._check_fields(rt, self._typed(rt, body), ctx)
         m = _meta(obj)
         if m.get("name") not in (None, "", name):
             raise errors.bad_request(
@@ -236,7 +281,7 @@ class API:
                 new["status"] = obj["status"]
             else:
                 new.pop("status", None)
-            return self._write(rt, old, new, dry_run=dry_run)
+            return self._write(rt, old, self._track(rt, old, new, ctx, "status"), dry_run=dry_run)
         for kept in (
             "name",
             "namespace",
@@ -257,7 +302,31 @@ class API:
             else:
                 obj.pop("status", None)
         self._prepare_update(rt, obj, old)
-        return self._write(rt, old, obj, dry_run=dry_run)
+        return self._write(rt, old, self._track(rt, old, obj, ctx), dry_run=dry_run)
+
+    def resolver(self, rt: ResourceType) -> Resolver | None:
+        return self.schemas.for_type(rt)
+
+    def _check_fields(self, rt: ResourceType, obj: Obj, ctx: WriteContext | None) -> Obj:
+        """Unknown and duplicate fields (``fieldValidation``): dropped, warned about or refused."""
+        if ctx is None or ctx.validation is None:
+            return obj
+        cleaned, problems = check_fields(obj, self.resolver(rt), ctx.validation)
+        if problems:
+            raise errors.bad_request(strict_message(rt.kind, rt.version, problems))
+        return cleaned
+
+    def _track(
+        self, rt: ResourceType, old: Obj | None, new: Obj, ctx: WriteContext | None, sub: str = ""
+    ) -> Obj:
+        """Record the write in ``metadata.managedFields`` as an Update by the context's manager."""
+        if ctx is None or not ctx.manager:
+            return new
+        return ssa.track_update(old, new, self.resolver(rt) or FREE_FORM, self._who(rt, ctx, sub))
+
+    @staticmethod
+    def _who(rt: ResourceType, ctx: WriteContext, sub: str) -> ssa.Write:
+        return ssa.Write(ctx.manager, rt.api_version, now_rfc3339(), sub, rt.has_status)
 
     def _prepare_update(self, rt: ResourceType, obj: Obj, old: Obj) -> None:
         key = rt.key
@@ -272,6 +341,7 @@ class API:
             obj["spec"] = old.get("spec", {})
         elif not rt.builtin:
             self._default_custom(rt, obj)
+            self._validate_custom(rt, obj, old)
 
     def _write(self, rt: ResourceType, old: Obj, new: Obj, *, dry_run: bool) -> Obj:
         """Commit ``new`` over ``old``: bump generation on spec change, finish deletions, skip no-ops."""
@@ -320,7 +390,12 @@ class API:
         *,
         subresource: str | None = None,
         dry_run: bool = False,
+        ctx: WriteContext | None = None,
     ) -> Obj:
+        if content_type.split(";")[0].strip().lower() == APPLY_PATCH:
+            return self.server_side_apply(rt, namespace, name, raw, subresource, dry_run, ctx)
+        if ctx is not None and ctx.force:
+            raise errors.bad_request("force: Forbidden: may not be specified for non-apply patch")
         old = self.get(rt, namespace, name)
         if subresource == "scale":
             patched_scale = self._apply_patch(rt, self.scale_of(rt, old), raw, content_type)
@@ -328,20 +403,62 @@ class API:
         patched = self._apply_patch(rt, old, raw, content_type)
         if not isinstance(patched, dict):
             raise errors.bad_request("the patch did not produce a JSON object")
-        return self.update(rt, namespace, name, patched, subresource=subresource, dry_run=dry_run)
+        return self.update(rt, namespace, name, patched, subresource=subresource, dry_run=dry_run, ctx=ctx)
+
+    def server_side_apply(
+        self,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        raw: bytes,
+        subresource: str | None,
+        dry_run: bool,
+        ctx: WriteContext | None,
+    ) -> Obj:
+        """``application/apply-patch+yaml``: merge a configuration, track ownership, create if absent."""
+        ctx = ctx or WriteContext()
+        if not ctx.manager or not ctx.manager_given:
+            raise errors.invalid(
+                "PatchOptions",
+                "meta.k8s.io",
+                "",
+                [("fieldManager", "Required value: is required for apply patch")],
+            )
+        config = _decode_apply(raw)
+        if not isinstance(config, dict):
+            raise errors.bad_request("the apply configuration must be a YAML or JSON object")
+        for needed in ("apiVersion", "kind"):
+            if not config.get(needed):
+                raise errors.bad_request(f"{needed} must be set")
+        config = self._check_fields(rt, self._typed(rt, config), ctx)
+        meta = _meta(config)
+        if meta.get("name") not in (None, "", name):
+            raise errors.bad_request(
+                f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})"
+            )
+        live = self.store.get(rt.key, namespace if rt.namespaced else "", name)
+        who = self._who(rt, ctx, subresource or "")
+        try:
+            merged = ssa.apply(live, config, self.resolver(rt) or FREE_FORM, who, force=ctx.force)
+        except ssa.ApplyConflicts as exc:
+            raise errors.APIError(
+                409,
+                "Conflict",
+                exc.message(),
+                {"causes": exc.causes(), "name": name, "kind": rt.plural}
+                | ({"group": rt.group} if rt.group else {}),
+            ) from exc
+        merged = deep_copy(merged)
+        if live is None:
+            _meta(merged)["name"] = name
+            return self.create(rt, namespace, merged, dry_run=dry_run)
+        return self.update(rt, namespace, name, merged, subresource=subresource, dry_run=dry_run)
 
     def _apply_patch(self, rt: ResourceType, current: Obj, raw: bytes, content_type: str) -> Any:
         kind = content_type.split(";")[0].strip().lower()
         accepted = [JSON_PATCH, MERGE_PATCH] + ([STRATEGIC_PATCH] if rt.builtin else [])
         if kind not in accepted:
-            if kind == APPLY_PATCH:
-                raise errors.APIError(
-                    415,
-                    "UnsupportedMediaType",
-                    "server-side apply (application/apply-patch+yaml) is not supported by this "
-                    f"emulated API server; use one of: {', '.join(accepted)}",
-                )
-            raise errors.unsupported_media_type(kind, accepted)
+            raise errors.unsupported_media_type(kind, [*accepted, APPLY_PATCH])
         try:
             body = orjson.loads(raw) if raw else None
         except orjson.JSONDecodeError as exc:
@@ -597,6 +714,18 @@ class API:
         except ValueError:
             return current
         return self.write_status(PDB_KEY, current, disruption.pdb_status(current, b, current.get("status")))
+
+
+def _decode_apply(raw: bytes) -> Any:
+    """An apply body: JSON (what kubectl sends) decoded fast, any other YAML through PyYAML."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise errors.bad_request(f"error decoding YAML: {exc}") from exc
 
 
 def as_api_error(exc: Exception) -> APIError:

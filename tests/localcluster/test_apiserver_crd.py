@@ -35,7 +35,10 @@ CRD: dict[str, Any] = {
                         "properties": {
                             "spec": {
                                 "type": "object",
-                                "properties": {"weight": {"type": "integer", "default": 10}},
+                                "properties": {
+                                    "pool": {"type": "string"},
+                                    "weight": {"type": "integer", "default": 10},
+                                },
                             },
                             "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
                         },
