@@ -70,6 +70,8 @@ class StatusWriter:
 
     The patch carries the resourceVersion the status was computed from: a merge patch replaces
     ``conditions`` whole, so a concurrent writer's change must fail this one (409), not be lost.
+    One method a kind, each naming its plural as a constant: ``tests/manifests/test_rbac.py``
+    derives the launcher's RBAC from these calls.
     """
 
     def __init__(self, api: client.ApiClient) -> None:

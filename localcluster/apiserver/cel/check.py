@@ -21,6 +21,7 @@ from localcluster.apiserver.cel.ast import (
     Select,
 )
 from localcluster.apiserver.cel.decltype import DeclType
+from localcluster.apiserver.cel.library import TIMESTAMP_ACCESSORS
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,16 +82,7 @@ _INT_FUNCS = frozenset(
         "asInteger",
         "indexOf",
         "lastIndexOf",
-        "getDate",
-        "getDayOfMonth",
-        "getDayOfWeek",
-        "getDayOfYear",
-        "getFullYear",
-        "getHours",
-        "getMilliseconds",
-        "getMinutes",
-        "getMonth",
-        "getSeconds",
+        *TIMESTAMP_ACCESSORS,
     ]
 )
 _STRING_FUNCS = frozenset(

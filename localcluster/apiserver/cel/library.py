@@ -24,6 +24,20 @@ def _lib(name: str, introduced: int, functions: str, removed: int | None = None)
     return Library(name, introduced, removed, frozenset(functions.split()))
 
 
+# cel-go's timestamp and duration accessors: standard, and all answering an int.
+TIMESTAMP_ACCESSORS: Final = (
+    "getDate",
+    "getDayOfMonth",
+    "getDayOfWeek",
+    "getDayOfYear",
+    "getFullYear",
+    "getHours",
+    "getMilliseconds",
+    "getMinutes",
+    "getMonth",
+    "getSeconds",
+)
+
 STANDARD: Final = frozenset(
     [
         "_==_",
@@ -60,16 +74,7 @@ STANDARD: Final = frozenset(
         "contains",
         "startsWith",
         "endsWith",
-        "getDate",
-        "getDayOfMonth",
-        "getDayOfWeek",
-        "getDayOfYear",
-        "getFullYear",
-        "getHours",
-        "getMilliseconds",
-        "getMinutes",
-        "getMonth",
-        "getSeconds",
+        *TIMESTAMP_ACCESSORS,
     ]
 )
 """cel-go's standard declarations, present in every environment."""
