@@ -211,6 +211,10 @@ class Handlers:
         raw = await request.read()
         if not raw:
             return None
+        if "protobuf" in (request.content_type or ""):
+            raise errors.unsupported_media_type(
+                request.content_type, ["application/json", "application/yaml"]
+            )
         if "yaml" in (request.content_type or ""):
             try:
                 return yaml.safe_load(raw)
