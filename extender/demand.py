@@ -1,7 +1,8 @@
 """The demand this extender currently reports, one entry per pod uid, and the pod-watch rules.
 
 Two things produce demand: the pod watch (a pod whose PodScheduled condition is False with
-reason Unschedulable, from any scheduler) and the shortfall predictor (``predicted``). One
+reason Unschedulable, from any scheduler: :mod:`shared.pendingpods`, the rule the launcher's own
+watch applies too) and the shortfall predictor (``predicted``). One
 entry per uid means a pod is never counted twice; an ``unschedulable`` entry replaces a
 ``predicted`` one for the same pod and a prediction never overwrites it. Changes go to sinks
 (the demand stream) as they happen, and are logged.
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime
 from typing import Any, Final, Literal, Protocol
 
 from extender.cache import pod_uid
@@ -19,7 +19,7 @@ from extender.metrics import ExtenderMetrics
 from shared.demand import PodDemand
 from shared.errors import FieldError, ValidationError
 from shared.logs import get_logger
-from shared.pods import is_bound, is_daemonset_pod, is_mirror_pod, is_terminal, unschedulable_condition
+from shared.pendingpods import Gone, judge
 
 UNSCHEDULABLE: Final = "unschedulable"
 PREDICTED: Final = "predicted"
@@ -113,38 +113,19 @@ class DemandTracker:
 
     def _observe(self, pod: Mapping[str, Any]) -> None:
         uid = pod_uid(pod)
-        meta = pod.get("metadata") or {}
-        if meta.get("deletionTimestamp"):
-            self.withdraw(uid, "deleting")
+        verdict = judge(pod)
+        if isinstance(verdict, Gone):
+            self.withdraw(uid, verdict.why, only=UNSCHEDULABLE if verdict.verdict_only else None)
             return
-        if is_terminal(pod):
-            self.withdraw(uid, "terminal")
-            return
-        if is_bound(pod):
-            self.withdraw(uid, "bound", only=UNSCHEDULABLE)
-            return
-        condition = unschedulable_condition(pod)
-        if condition is None:
-            self.withdraw(uid, "no longer unschedulable", only=UNSCHEDULABLE)
-            return
-        if is_daemonset_pod(pod) or is_mirror_pod(pod):
+        if verdict is None:
             return  # tied to one node: a new node cannot host it
         held = self._current.get(uid)
         if held is not None and held.reason == UNSCHEDULABLE:
             return  # already reported; its shape can't change while pending
-        first_seen = _time(condition.get("lastTransitionTime")) or self.clock()
+        first_seen = verdict.since or self.clock()
         try:
             demand = PodDemand.from_pod(pod, UNSCHEDULABLE, first_seen)
         except (ValidationError, FieldError, TypeError, ValueError) as exc:
             _log.warning("demand.unreadable_pod", uid=uid, error=str(exc))
             return
         self.upsert(demand)
-
-
-def _time(value: object) -> float | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None

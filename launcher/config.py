@@ -64,6 +64,12 @@ class ProvisioningSettings:
     coalesce_idle: Seconds = field(default=0.05, metadata={"help": "plan this long after a change"})
     coalesce_max: Seconds = field(default=1.0, metadata={"help": "but no later than this after the first"})
     replan_interval: Seconds = field(default=10.0, metadata={"help": "re-plan while demand is pending"})
+    watch_pods: bool = field(
+        default=True,
+        metadata={
+            "help": "also find unschedulable pods with the launcher's own watch, not only the extenders'"
+        },
+    )
     registration_timeout: Seconds = 900.0
     resync: Seconds = 10.0
     offering_unavailable_ttl: Seconds = 180.0

@@ -25,6 +25,12 @@ PLAN_SECONDS = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 PENDING_DEMAND = Gauge("jitnode_launcher_pending_pods", "Pods in the demand book")
+PLANNED_PODS = Counter(
+    "jitnode_launcher_planned_pods_total",
+    "Pods that plans launched capacity for, by the kind of source that reported them "
+    "(extender: the demand stream; pod-watch: the launcher's own watch)",
+    ["source"],
+)
 UNSERVABLE = Gauge("jitnode_launcher_unservable_pods", "Pods no NodePool can serve in the last plan")
 OFFERINGS_UNAVAILABLE = Counter(
     "jitnode_launcher_offerings_marked_unavailable_total",

@@ -40,6 +40,7 @@ from launcher.aws.templates import LaunchTemplates
 from launcher.aws.userdata import ClusterInfo
 from launcher.config import LauncherConfig
 from launcher.demand.book import DemandBook
+from launcher.demand.podwatch import PodWatchDemand
 from launcher.demand.server import DemandServer
 from launcher.disruption.controller import DisruptionController
 from launcher.disruption.replacement import ClaimReplacer
@@ -99,6 +100,9 @@ class LauncherService:
         cluster = config.cluster
         self.state = LauncherState(api)
         self.book = DemandBook()
+        if config.provisioning.watch_pods:
+            # Demand from a second path: pending pods are seen even with no extender connected.
+            self.state.listen("pod", PodWatchDemand(self.book))
         # Only the leader takes demand streams: one held by a replica that lost the Lease would
         # starve the new leader (the Service stops selecting it, but open connections stay).
         self.demand_server = DemandServer(

@@ -1,4 +1,7 @@
-"""Demand merged from every extender replica, by pod uid: what the planner plans for.
+"""Demand merged from every extender replica and the launcher's own pod watch, by pod uid.
+
+What the planner plans for. A pod reported by several sources is one demand: the report that
+has actually failed scheduling beats a prediction, then the earlier one wins.
 
 Each source (an extender replica) is level-triggered: its Snapshot replaces everything it said
 before, then Upserts and Withdraws with increasing sequence numbers amend it (stale or repeated
@@ -20,6 +23,9 @@ from shared.demand import Heartbeat, Message, PodDemand, Snapshot, Upsert, Withd
 
 # When sources disagree about one pod, the one that has actually failed scheduling wins.
 _REASON_RANK = {"unschedulable": 0, "predicted": 1}
+# The launcher's own pod watch (:mod:`launcher.demand.podwatch`): merged after the extenders, so
+# on a tie an extender's report (usually the earlier signal) is the one a plan is credited to.
+OWN_WATCH = "launcher/pod-watch"
 
 
 @dataclass(slots=True)
@@ -40,6 +46,7 @@ class DemandBook:
         self.grace_period = grace_period
         self._sources: dict[str, SourceState] = {}
         self._merged: dict[str, PodDemand] = {}
+        self._origin: dict[str, str] = {}
         self._version = 0
         # Set and replaced on every change: waiters hold the event of the version they saw.
         self._changed = asyncio.Event()
@@ -57,6 +64,10 @@ class DemandBook:
 
     def sources(self) -> Mapping[str, SourceState]:
         return MappingProxyType(self._sources)
+
+    def origin(self, uid: str) -> str | None:
+        """The source whose report of ``uid`` the merged demand holds (for metrics and logs)."""
+        return self._origin.get(uid)
 
     async def changed(self, since: int | None = None) -> int:
         """Wait until the version is past ``since`` (default: the current one); return it."""
@@ -117,11 +128,14 @@ class DemandBook:
 
     def _remerge(self) -> bool:
         merged: dict[str, PodDemand] = {}
-        for state in self._sources.values():
+        origin: dict[str, str] = {}
+        for name, state in sorted(self._sources.items(), key=lambda item: item[0] == OWN_WATCH):
             for uid, demand in state.demands.items():
                 held = merged.get(uid)
                 if held is None or _preferred(demand, held):
                     merged[uid] = demand
+                    origin[uid] = name
+        self._origin = origin
         if merged == self._merged:
             return False
         self._merged = merged

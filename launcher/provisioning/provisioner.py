@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from launcher import metrics
+from launcher.demand.book import OWN_WATCH
 from launcher.kube import NodeClaimWriter
 from launcher.lifecycle.controller import ClaimController
 from launcher.planner.offerings import UnavailableOfferings
@@ -32,6 +34,12 @@ from shared.events import WARNING, EventRecorder
 from shared.logs import get_logger
 from shared.requirements import Requirement
 from shared.tasks import within
+
+
+def source_kind(name: str) -> str:
+    """The metric label of a demand source: ``pod-watch`` (the launcher's own) or ``extender``."""
+    return "pod-watch" if name == OWN_WATCH else "extender"
+
 
 log = get_logger("launcher.provisioner")
 
@@ -137,9 +145,13 @@ class Provisioner:
         if plan.claims:
             metrics.PLAN_COST.set(plan.cost_per_hour)
             metrics.PLAN_GAP.set(plan.gap)
+            sources = self._sources_of(uid for planned in plan.claims for uid in planned.pods)
+            for name, count in sources.items():
+                metrics.PLANNED_PODS.labels(source_kind(name)).inc(count)
             log.info(
                 "plan",
                 pods=len(demand),
+                sources=sources,
                 claims=len(plan.claims),
                 covered=len(plan.covered),
                 unschedulable=len(plan.unschedulable),
@@ -177,6 +189,10 @@ class Provisioner:
             self._claims.enqueue(claim)
         await self._report_unschedulable(demand, plan.unschedulable)
         return created
+
+    def _sources_of(self, uids: Iterable[str]) -> dict[str, int]:
+        """How many of ``uids`` each demand source reported (the one the book credits)."""
+        return dict(Counter(self._book.origin(uid) or "unknown" for uid in uids))
 
     def _pending(self) -> dict[str, PodDemand]:
         """Demand minus pods the API already shows bound (a withdraw may still be in flight)."""
