@@ -28,9 +28,12 @@ Emulated (JSON wire format, as kubernetes-asyncio and kubectl expect):
 
 - Table output for custom resources (``kubectl get`` columns from ``additionalPrinterColumns``,
   ``table.py``).
+- Protobuf request bodies of the built-ins kubectl's ``create`` generators send (namespaces,
+  configmaps, secrets, serviceaccounts, services, deployments, PDBs, RBAC; ``protobuf.py``),
+  decoded to the same dicts as JSON; other kinds and custom resources get the real 415.
 
 Not emulated: authentication/authorization (any token or none), admission webhooks, Table
-output for built-ins (kubectl falls back to plain lists), protobuf (OpenAPI v2 too),
+output for built-ins (kubectl falls back to plain lists), protobuf responses (and OpenAPI v2),
 rolling updates (a template change scales the old ReplicaSet to zero at once), Foreground
 deletion (treated as Background), graceful pod termination (pods without finalizers vanish on
 delete), multiple stored versions of a custom resource, pod spec immutability checks.
