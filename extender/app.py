@@ -4,12 +4,19 @@ Handlers are thin: parse (:mod:`extender.protocol`), decide from the cache
 (:mod:`extender.decisions`), answer. Bad input gets a 400 with a JSON error naming the problem;
 an internal failure on filter answers 200 with ``Error`` set (and every candidate passed), on
 prioritize neutral zero scores, so kube-scheduler never sees an HTML 500 and never loses
-scheduling because of us. Shortfall prediction is handed off after the answer is built, to a
-callback that must only enqueue.
+scheduling because of us.
+
+Filter's answer path reads only the candidate names (:func:`protocol.node_names_only`) and the
+disrupted-node set, so it costs about what a passthrough costs whatever the pod. The raw body
+goes to :class:`~extender.afteranswer.AfterAnswer`, which after the answer parses it, keeps the
+parse (and, once prioritize is in use, the pod's requests) for the prioritize call that follows
+for the same pod, and hands the pod to shortfall prediction (``on_filtered``, which must only
+enqueue).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final
@@ -17,6 +24,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from extender import decisions, protocol
+from extender.afteranswer import AfterAnswer
 from extender.cache import ClusterCache, pod_uid
 from extender.metrics import ExtenderMetrics
 from extender.recent import RecentBodies
@@ -28,6 +36,7 @@ from shared.resources import CPU, MEMORY
 _log = get_logger(__name__)
 JSON: Final = "application/json"
 _POD_CACHE_SIZE: Final = 4096
+_AFTER_ANSWER_SIZE: Final = 4096
 
 PodCallback = Callable[[Mapping[str, Any]], None]
 
@@ -59,6 +68,11 @@ class ExtenderApp:
         self._pod_requests: dict[tuple[str, str], tuple[int, int]] = {}
         # prioritize usually gets the very bytes filter got for the same pod: parse them once.
         self._recent: RecentBodies[protocol.ExtenderArgs] = RecentBodies()
+        # Filter bodies (and their parse, when the answer path needed one) to read after the answer.
+        self.after_answer: AfterAnswer[tuple[bytes, protocol.ExtenderArgs | None, list[str] | None]] = (
+            AfterAnswer(self._after_filter, size=_AFTER_ANSWER_SIZE, dropped=metrics.after_answer_dropped)
+        )
+        self._prioritizing = False  # set by the first prioritize call: then filter's pods get requests
 
     def build(self) -> web.Application:
         # aiohttp refuses bigger bodies with 413 before we see them; we turn that into our 400.
@@ -68,35 +82,60 @@ class ExtenderApp:
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
         app.router.add_get("/metrics", self.metrics_handler)
+        app.on_cleanup.append(self._stop_after_answer)
         return app
+
+    async def _stop_after_answer(self, app: web.Application) -> None:
+        await self.after_answer.stop()
 
     # Extender verbs -----------------------------------------------------------------------
 
     async def filter(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
-        args, problem = await self._read_args(request, "filter")
-        if args is None:
+        body, problem = await self._read_body(request)
+        if body is None:
             return self._bad_request("filter", problem, started)
+        names = protocol.node_names_only(body)
+        args: protocol.ExtenderArgs | None = None
+        if names is None:  # not kube-scheduler's usual shape: the full parse decides
+            args, problem = self._parse(body)
+            if args is None:
+                return self._bad_request("filter", problem, started)
         outcome = "ok"
         try:
-            passed, unresolvable = decisions.filter_nodes(args.candidate_names(), self.cache.disrupted)
-            body = protocol.filter_result(args, passed, unresolvable=unresolvable)
+            if args is None:
+                assert names is not None
+                passed, unresolvable = decisions.filter_nodes(names, self.cache.disrupted)
+                answer = protocol.names_filter_result(passed, unresolvable=unresolvable)
+            else:
+                passed, unresolvable = decisions.filter_nodes(args.candidate_names(), self.cache.disrupted)
+                answer = protocol.filter_result(args, passed, unresolvable=unresolvable)
         except Exception as exc:
             outcome = "error"
             _log.exception("extender.filter_failed", error=repr(exc))
-            body = protocol.filter_error(args, f"jitnode extender internal error: {exc!r}")
-        if self.on_filtered is not None:
-            try:
-                self.on_filtered(args.pod)
-            except Exception as exc:  # prediction is best effort; the answer stands
-                _log.warning("extender.predict_enqueue_failed", error=repr(exc))
-        return self._answer("filter", outcome, body, started)
+            error = f"jitnode extender internal error: {exc!r}"
+            if args is None:
+                answer = protocol.names_filter_result(names or (), error=error)
+            else:
+                answer = protocol.filter_error(args, error)
+        response = self._answer("filter", outcome, answer, started)
+        # On the wire first: only then is the pod read (prediction, demand, prioritize's parse).
+        await response.prepare(request)
+        await response.write_eof()
+        self.after_answer.offer((body, args, names))
+        return response
 
     async def prioritize(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
-        args, problem = await self._read_args(request, "prioritize")
-        if args is None:
+        self._prioritizing = True
+        body, problem = await self._read_body(request)
+        if body is None:
             return self._bad_request("prioritize", problem, started)
+        args = self._recent.get(body)
+        if args is None:
+            args, problem = self._parse(body)
+            if args is None:
+                return self._bad_request("prioritize", problem, started)
         names = args.candidate_names()
         try:
             cpu, memory = self._requests_of(args.pod)
@@ -126,20 +165,41 @@ class ExtenderApp:
 
     # Helpers ------------------------------------------------------------------------------
 
-    async def _read_args(self, request: web.Request, verb: str) -> tuple[protocol.ExtenderArgs | None, str]:
+    async def _read_body(self, request: web.Request) -> tuple[bytes | None, str]:
         try:
-            body = await request.read()
+            return await request.read(), ""
         except web.HTTPRequestEntityTooLarge:
             return None, f"body: over the limit of {self.max_body_bytes} bytes"
-        args = self._recent.get(body)
-        if args is not None:
-            return args, ""
+
+    def _parse(self, body: bytes) -> tuple[protocol.ExtenderArgs | None, str]:
+        """The full parse of ``body``, remembered for the next call with the same bytes."""
         try:
             args = protocol.parse_args(body, self.max_body_bytes)
         except protocol.ProtocolError as exc:
             return None, str(exc)
         self._recent.put(body, args)
         return args, ""
+
+    def _after_filter(self, item: tuple[bytes, protocol.ExtenderArgs | None, list[str] | None]) -> None:
+        """After filter's answer: parse its pod once, ready for prioritize, and offer it to prediction."""
+        body, args, names = item
+        if args is None:
+            args = self._recent.get(body)
+        if args is None and names is not None:
+            pod = protocol.pod_only(body)  # the names are decoded already
+            if pod is not None:
+                args = protocol.ExtenderArgs(pod=pod, node_names=names, nodes=None)
+                self._recent.put(body, args)
+        if args is None:
+            args, problem = self._parse(body)
+            if args is None:  # answered from its names; the pod itself is unreadable
+                _log.warning("extender.unreadable_filtered_pod", problem=problem)
+                return
+        if self._prioritizing:  # prioritize answers a pod with bad quantities 400 itself
+            with contextlib.suppress(FieldError, ValidationError, TypeError, ValueError, AttributeError):
+                self._requests_of(args.pod)
+        if self.on_filtered is not None:
+            self.on_filtered(args.pod)
 
     def _requests_of(self, pod: Mapping[str, Any]) -> tuple[int, int]:
         meta = pod.get("metadata") or {}

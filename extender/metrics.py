@@ -61,6 +61,11 @@ class ExtenderMetrics:
             "Filter calls whose shortfall prediction was skipped because the queue was full.",
             registry=self.registry,
         )
+        self.after_answer_dropped = Counter(
+            "jitnode_extender_after_answer_dropped",
+            "Filtered pods dropped unread (no prediction) because the work after the answers fell behind.",
+            registry=self.registry,
+        )
         self.tls_reloads = Counter(
             "jitnode_extender_tls_reloads",
             "Serving-certificate reloads after the files changed, by outcome (ok, failed).",

@@ -1,7 +1,7 @@
 """Shortfall prediction: demand for a pod shape before any pod of that shape fails to schedule.
 
-Filter hands each pod to :meth:`Predictor.offer`, which only enqueues: the answer never waits
-for this. In the background, for each pod's shape (requests, node requirements, tolerations)
+Filter hands each pod to :meth:`Predictor.offer` after its answer is written, and offer only
+enqueues. In the background, for each pod's shape (requests, node requirements, tolerations)
 the predictor counts how many more such pods fit on every node that could host one (not only
 the scheduler's sample of candidates), caching that per shape against the cache version. When
 placing the pods it is tracking would leave less than ``headroom`` room, it reports up to the
@@ -19,6 +19,8 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
+
+import orjson
 
 from extender import decisions
 from extender.cache import ClusterCache, NodeState, pod_uid
@@ -87,7 +89,7 @@ class Predictor:
         # Room per shape as of a cache version; kept for shapes without predictions too, so a
         # stream of filter calls for a roomy shape costs one count per cache change, not per call.
         self._rooms: dict[ShapeKey, tuple[int, int]] = {}
-        self._needs_by_pod: dict[tuple[str, str], ShapeKey] = {}
+        self._needs_by_spec: dict[bytes, SchedulingNeeds] = {}
         self._checked_version = -1
         self._task: asyncio.Task[None] | None = None
         self.evaluations = 0
@@ -131,6 +133,7 @@ class Predictor:
             try:
                 for uid, pod in batch.items():
                     await self._consider(uid, pod)
+                    await asyncio.sleep(0)  # an extender call waiting meanwhile is answered first
                 if self._predicting() and (self.cache.version != self._checked_version or self._expiring()):
                     await self.recheck()
             except asyncio.CancelledError:
@@ -151,22 +154,38 @@ class Predictor:
         if len(self._judged) > 50_000:
             self._judged.clear()
         self._judged[cache_key] = self.cache.version
-        key = self._needs_by_pod.get(cache_key)
-        if key is None:
-            try:
-                needs = scheduling_needs(pod)
-            except (ValidationError, FieldError, TypeError, ValueError) as exc:
-                _log.debug("predict.unreadable_pod", uid=uid, error=str(exc))
-                return
-            key = shape_key(needs)
-            if len(self._needs_by_pod) > 50_000:
-                self._needs_by_pod.clear()
-            self._needs_by_pod[cache_key] = key
-            if key not in self._shapes:
-                per_node = any(k in _PER_NODE_KEYS for r in needs.requirements for k in r.keys())  # noqa: SIM118 (Requirements.keys(), not a dict)
-                self._shapes[key] = Shape(needs=needs, per_node=per_node)
+        needs = self._needs(uid, pod)
+        if needs is None:
+            return
+        key = shape_key(needs)
+        if key not in self._shapes:
+            per_node = any(k in _PER_NODE_KEYS for r in needs.requirements for k in r.keys())  # noqa: SIM118 (Requirements.keys(), not a dict)
+            self._shapes[key] = Shape(needs=needs, per_node=per_node)
         shape = self._shapes[key]
         await self._evaluate(key, shape, candidate=(uid, pod))
+
+    def _needs(self, uid: str, pod: Mapping[str, Any]) -> SchedulingNeeds | None:
+        """The pod's needs, read once per distinct spec: the pods of one template share them, and
+        reading them is most of the cost of a new pod (tens of microseconds; a spec's bytes, ~2).
+        Status counts only while containers run (in-place resize), and then the pod is read."""
+        status = pod.get("status")
+        spec_key: bytes | None = None
+        if not (isinstance(status, Mapping) and status.get("containerStatuses")):
+            with contextlib.suppress(TypeError):
+                spec_key = orjson.dumps(pod.get("spec"))
+            needs = self._needs_by_spec.get(spec_key) if spec_key is not None else None
+            if needs is not None:
+                return needs
+        try:
+            needs = scheduling_needs(pod)
+        except (ValidationError, FieldError, TypeError, ValueError) as exc:
+            _log.debug("predict.unreadable_pod", uid=uid, error=str(exc))
+            return None
+        if spec_key is not None:
+            if len(self._needs_by_spec) >= _MAX_SHAPES:
+                self._needs_by_spec.clear()
+            self._needs_by_spec[spec_key] = needs
+        return needs
 
     async def recheck(self) -> None:
         """Re-evaluate every shape with outstanding predictions (after cache changes)."""

@@ -9,6 +9,13 @@ outage), so requests are read case-insensitively and answers use the Go names ex
 Which answer shape the scheduler expects follows from the request: with ``nodeCacheCapable``
 it sends ``NodeNames`` (and ``"Nodes": null``) and reads ``NodeNames`` back; without it sends a
 full NodeList in ``Nodes`` and reads ``Nodes`` back. Answering the other key is also an outage.
+
+Filter answers from the candidate names alone, and kube-scheduler waits for it inside its
+scheduling cycle, so :func:`node_names_only` reads just the names out of a body as Go encodes
+it (``{"Pod":{...},"Nodes":null,"NodeNames":[...]}``: the names come last), without decoding
+the pod: the answer path then costs the same for a 2 KB pod as for a 50 KB one. The full parse
+(:func:`parse_args`) reads the pod later, off the answer path, and still decides every body
+not in that shape (lower-case keys, NodeLists, bad input).
 """
 
 from __future__ import annotations
@@ -75,6 +82,62 @@ def _all_strings(values: list[Any]) -> bool:
     return True
 
 
+# Go's encoding of ExtenderArgs: fields in declaration order (Pod, Nodes, NodeNames), no spaces.
+_GO_PREFIX: Final = b'{"Pod":{'
+_NAMES_KEY: Final = b'"NodeNames":'
+
+
+def node_names_only(body: bytes) -> list[str] | None:
+    """The candidate names of a body as kube-scheduler encodes it, read without decoding the pod.
+
+    None when the body is not in that shape; :func:`parse_args` then decides it, errors included.
+    Searching from the end finds the last ``"NodeNames":`` key after scanning only the names.
+    That the rest of the body, minus its closing brace, decodes as one JSON value proves the
+    key belongs to the top-level object and is its last member, as the full parse would read it
+    (a key nested in the pod leaves unbalanced closing brackets behind its value, and a quote
+    inside a JSON string is always escaped, so a string never matches). The pod's bytes are not
+    read here: a body whose pod is malformed is answered from its names, and the full parse
+    after the answer finds the fault.
+    """
+    if not body.startswith(_GO_PREFIX):
+        return None
+    end = len(body)
+    if body[-1:] != b"}":
+        body = body.rstrip()
+        end = len(body)
+        if body[-1:] != b"}":
+            return None
+    at = body.rfind(_NAMES_KEY)
+    if at < 0:
+        return None
+    try:
+        names = orjson.loads(memoryview(body)[at + len(_NAMES_KEY) : end - 1])
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(names, list) or not _all_strings(names):
+        return None
+    return names
+
+
+_NULL_NODES: Final = b',"Nodes":null,'
+
+
+def pod_only(body: bytes) -> dict[str, Any] | None:
+    """The pod of a body :func:`node_names_only` read, decoded without its names (they are known).
+
+    None unless the body is exactly ``{"Pod":<object>,"Nodes":null,"NodeNames":...}``: the pod's
+    bytes then decode as one JSON object, so no other top-level key can hide among them.
+    """
+    at = body.rfind(_NAMES_KEY)
+    if at < 0 or not body.startswith(_GO_PREFIX) or not body.endswith(_NULL_NODES, 0, at):
+        return None
+    try:
+        pod = orjson.loads(memoryview(body)[len(_GO_PREFIX) - 1 : at - len(_NULL_NODES)])
+    except orjson.JSONDecodeError:
+        return None
+    return pod if isinstance(pod, dict) else None
+
+
 def parse_args(body: bytes, max_bytes: int | None = None) -> ExtenderArgs:
     """Parse an ExtenderArgs body; raises :class:`ProtocolError` naming the problem."""
     if max_bytes is not None and len(body) > max_bytes:
@@ -122,19 +185,37 @@ def filter_result(
     ``failed`` nodes may become feasible by preemption; ``unresolvable`` ones cannot (a node
     being deleted stays useless however many pods are evicted from it).
     """
-    result: dict[str, Any] = {}
     if args.node_names is not None:
-        result["NodeNames"] = list(passed)
-        result["Nodes"] = None
-    else:
-        keep = set(passed)
-        assert args.nodes is not None
-        result["Nodes"] = {"metadata": {}, "items": [n for n in args.nodes if _node_name(n) in keep]}
-        result["NodeNames"] = None
-    result["FailedNodes"] = dict(failed or {})
-    result["FailedAndUnresolvableNodes"] = dict(unresolvable or {})
-    result["Error"] = error
-    return orjson.dumps(result)
+        return names_filter_result(passed, failed, unresolvable, error)
+    keep = set(passed)
+    assert args.nodes is not None
+    return orjson.dumps(
+        {
+            "Nodes": {"metadata": {}, "items": [n for n in args.nodes if _node_name(n) in keep]},
+            "NodeNames": None,
+            "FailedNodes": dict(failed or {}),
+            "FailedAndUnresolvableNodes": dict(unresolvable or {}),
+            "Error": error,
+        }
+    )
+
+
+def names_filter_result(
+    passed: Iterable[str],
+    failed: Mapping[str, str] | None = None,
+    unresolvable: Mapping[str, str] | None = None,
+    error: str = "",
+) -> bytes:
+    """:func:`filter_result` for a nodeCacheCapable request, which needs nothing but the names."""
+    return orjson.dumps(
+        {
+            "NodeNames": list(passed),
+            "Nodes": None,
+            "FailedNodes": dict(failed or {}),
+            "FailedAndUnresolvableNodes": dict(unresolvable or {}),
+            "Error": error,
+        }
+    )
 
 
 def filter_error(args: ExtenderArgs | None, error: str) -> bytes:

@@ -1,6 +1,7 @@
 """jitnode itself on the local cluster: the real extender and launcher, wired as in production.
 
-The scheduler calls the extender through a KubeSchedulerConfiguration ``extenders`` entry, the
+The scheduler runs the shipped KubeSchedulerConfiguration and calls the extender through its
+``extenders`` entry, the
 extender streams demand to the launcher over its WebSocket, and the launcher calls moto's EC2
 over HTTP; the kubelets then join the instances it launches. Used by ``jitnode demo`` and the
 end-to-end tests. Everything listens on 127.0.0.1.
@@ -29,13 +30,14 @@ from launcher.config import (
     ServerSettings,
 )
 from launcher.service import LauncherService
-from localcluster.cluster import LocalCluster
+from localcluster.cluster import REPO_ROOT, LocalCluster
 from localcluster.ec2 import CREDENTIALS, MotoEC2
 from localcluster.kubelet import KubeletConfig
 from localcluster.motoprocess import MotoProcess
 from shared.api.group import API_GROUP, API_VERSION, NODECLASS_PLURAL, NODEPOOL_PLURAL
 
 EXTENDER_PREFIX = "/jitnode"
+SHIPPED_SCHEDULER_CONFIG = REPO_ROOT / "manifests" / "scheduler" / "config.yaml"
 # How long start-up waits for the launcher to be ready and lead (the catalogue takes seconds).
 READY_TIMEOUT = 120.0
 
@@ -48,24 +50,29 @@ def free_port() -> int:
         return port
 
 
-def scheduler_configuration(extender_url: str) -> str:
-    """A KubeSchedulerConfiguration that plugs jitnode's extender in, as the manifests do."""
+def scheduler_configuration(extender_url: str, *, prioritize: bool = False) -> str:
+    """The shipped KubeSchedulerConfiguration (``manifests/scheduler/config.yaml``) for the local
+    cluster: its profile scores exactly as shipped, renamed ``default-scheduler`` so every pod
+    uses it, and its extender entry points at ``extender_url`` over plain HTTP.
+
+    ``prioritize`` adds the extender's prioritize verb (weight 5), the opt-in described in
+    docs/operations.md.
+    """
+    shipped = yaml.safe_load(SHIPPED_SCHEDULER_CONFIG.read_text(encoding="utf-8"))
+    profiles = [{**p, "schedulerName": "default-scheduler"} for p in shipped["profiles"]]
+    extenders = []
+    for entry in shipped["extenders"]:
+        local = {k: v for k, v in entry.items() if k not in ("enableHTTPS", "tlsConfig")}
+        local["urlPrefix"] = extender_url
+        if prioritize:
+            local.update(prioritizeVerb="prioritize", weight=5)
+        extenders.append(local)
     return yaml.safe_dump(
         {
-            "apiVersion": "kubescheduler.config.k8s.io/v1",
-            "kind": "KubeSchedulerConfiguration",
-            "profiles": [{"schedulerName": "default-scheduler"}],
-            "extenders": [
-                {
-                    "urlPrefix": extender_url,
-                    "filterVerb": "filter",
-                    "prioritizeVerb": "prioritize",
-                    "weight": 5,
-                    "nodeCacheCapable": True,
-                    "ignorable": True,
-                    "httpTimeout": "1s",
-                }
-            ],
+            "apiVersion": shipped["apiVersion"],
+            "kind": shipped["kind"],
+            "profiles": profiles,
+            "extenders": extenders,
         }
     )
 

@@ -52,8 +52,12 @@ WELL_KNOWN_LABELS: Final = frozenset(
     }
 )
 
-# Taint the launcher puts on a node it drains; the extender's filter fails such nodes.
+# Taint the launcher puts on a node it drains (NoSchedule, as Karpenter's
+# ``karpenter.sh/disrupted``); the extender's filter fails such nodes.
 DISRUPTED_TAINT: Final = "jitnode.io/disrupted"
+# PreferNoSchedule taint the launcher keeps on a node about to be disrupted (it expires soon),
+# so kube-scheduler's TaintToleration score steers new pods elsewhere while room remains.
+DISRUPTION_CANDIDATE_TAINT: Final = "jitnode.io/disruption-candidate"
 # Annotation the launcher sets on a node it is about to delete (before the taint lands).
 DISRUPTING_ANNOTATION: Final = "jitnode.io/disrupting"
 # Opt-out of voluntary disruption, on a pod or a node.

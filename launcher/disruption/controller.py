@@ -14,8 +14,14 @@ launcher that restarted mid-drain carries on where the mark says. Each round:
    ``replacement_timeout`` abort the disruption: the mark is removed and a later round decides
    again.
 
+Every round also keeps the ``jitnode.io/disruption-candidate:PreferNoSchedule`` taint on the
+nodes that expire within ``candidate_window`` and off every other node
+(:func:`~launcher.disruption.decisions.candidate_taints`), so kube-scheduler's TaintToleration
+score sends new pods elsewhere without an extender's prioritize.
+
 Rounds run on cluster changes, at most every ``min_interval_seconds``, at least every
-``interval_seconds``, and when a blocked node's ``consolidateAfter`` runs out.
+``interval_seconds``, when a blocked node's ``consolidateAfter`` runs out and when a node enters
+the candidate window.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 
 from kubernetes_asyncio import client
 
-from launcher.disruption.decisions import Action, Decisions, Snapshot, decide
+from launcher.disruption.decisions import Action, Decisions, Snapshot, TaintChanges, candidate_taints, decide
 from launcher.disruption.drain import Drainer, DrainSettings, DrainTarget, node_reference
 from launcher.disruption.inputs import claims_by_node, node_info, starting_pods
 from launcher.disruption.mark import Mark, node_mark
@@ -67,6 +73,9 @@ class DisruptionSettings:
     replacement_timeout: timedelta = timedelta(minutes=15)
     # A replacement named in a mark but absent this long after the mark was never created.
     replacement_missing_grace: timedelta = timedelta(seconds=30)
+    # Nodes expiring within this carry the disruption-candidate PreferNoSchedule taint (the
+    # extender's prioritize scored such nodes 0 within its expiry window, also 10 minutes).
+    candidate_window: timedelta = timedelta(minutes=10)
     drain: DrainSettings = field(default_factory=DrainSettings)
 
 
@@ -107,6 +116,7 @@ class DisruptionController:
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self._marks: dict[str, Mark] = {}  # marks written but perhaps not yet in the informer
         self._pod_events = PodEventTracker()
+        self._taint_recheck_at: datetime | None = None
 
     async def run(self) -> None:
         """Run rounds until cancelled; drains in progress are cancelled with it."""
@@ -131,8 +141,9 @@ class DisruptionController:
         """Seconds until the next round without cluster changes: the resync, or sooner when a
         node's consolidateAfter runs out before it."""
         timeout = self.settings.interval_seconds
-        if decisions.recheck_at is not None:
-            timeout = min(timeout, max(0.0, (decisions.recheck_at - self._now()).total_seconds()))
+        for at in (decisions.recheck_at, self._taint_recheck_at):
+            if at is not None:
+                timeout = min(timeout, max(0.0, (at - self._now()).total_seconds()))
         return timeout
 
     async def stop(self) -> None:
@@ -152,6 +163,9 @@ class DisruptionController:
         snapshot = self.snapshot(now)
         await self._persist_pod_events(changed, now)
         decisions = decide(snapshot)
+        await self._keep_candidate_taints(
+            candidate_taints(snapshot.nodes, now, self.settings.candidate_window)
+        )
         for node, why in decisions.blocked.items():
             log.debug("not disrupted", node=node, why=why)
         for action in decisions.actions:
@@ -239,6 +253,20 @@ class DisruptionController:
                 continue
             log.info("resuming disruption", node=name, reason=mark.reason)
             self._spawn(name)
+
+    async def _keep_candidate_taints(self, changes: TaintChanges) -> None:
+        """Write the candidate taint changes; a failed one is retried next round (level-triggered)."""
+        self._taint_recheck_at = changes.next_at
+        for candidate, names in ((True, changes.add), (False, changes.remove)):
+            for name in names:
+                try:
+                    if await self.drainer.taint_candidate(name, candidate):
+                        log.info(
+                            "disruption candidate" if candidate else "no longer a disruption candidate",
+                            node=name,
+                        )
+                except Exception as error:
+                    log.warning("candidate taint not written", node=name, error=str(error))
 
     async def _start(self, action: Action, now: datetime) -> None:
         bound = log.bind(node=action.node, nodeclaim=action.nodeclaim, nodepool=action.nodepool)

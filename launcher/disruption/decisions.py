@@ -17,6 +17,11 @@ start now, in Karpenter's order of precedence:
    DoNotSchedule topology spread): the simulation places pods by resources, taints and node
    affinity only, and moving such a pod could leave it pending.
 
+Separately, :func:`candidate_taints` answers which nodes should carry the
+``jitnode.io/disruption-candidate:PreferNoSchedule`` taint: managed nodes that expire within a
+window (and will then be drained), so new pods prefer other nodes, as the extender's prioritize
+steered them. Nodes being drained carry ``jitnode.io/disrupted:NoSchedule`` (see ``mark``).
+
 Capacity is never taken from pending pods: a node that a pending pod could use is left alone,
 and pending pods are placed (first fit) before moved pods count on other nodes' free room. A node
 that receives simulated pods in a round is not itself disrupted in that round. Nodes being
@@ -36,6 +41,7 @@ from launcher.model import InstanceType
 from launcher.planner import InFlightClaim, PlannedClaim, PoolView, plan
 from shared.api.nodepool import WHEN_EMPTY, WHEN_EMPTY_OR_UNDERUTILIZED
 from shared.demand import PodDemand
+from shared.labels import DISRUPTION_CANDIDATE_TAINT
 from shared.pods import NODE_NAME_FIELD
 from shared.resources import EMPTY as NO_RESOURCES
 from shared.resources import Resources
@@ -155,6 +161,56 @@ def expired(node: NodeInfo, now: datetime) -> bool:
     return (
         node.expire_after is not None and node.created is not None and now - node.created >= node.expire_after
     )
+
+
+def expires_at(node: NodeInfo) -> datetime | None:
+    """When the node's ``expireAfter`` runs out (None: never)."""
+    if node.expire_after is None or node.created is None:
+        return None
+    try:
+        return node.created + node.expire_after
+    except OverflowError:
+        return None
+
+
+@dataclass(frozen=True)
+class TaintChanges:
+    """Nodes to give or rid of the disruption-candidate taint, and when to look again."""
+
+    add: tuple[str, ...] = ()
+    remove: tuple[str, ...] = ()
+    # The earliest time a node not yet tainted enters the window.
+    next_at: datetime | None = None
+
+
+def is_candidate(node: NodeInfo, now: datetime, window: timedelta) -> bool:
+    """A managed node that expires within ``window`` of ``now`` (or already has)."""
+    at = expires_at(node) if node.managed else None
+    return at is not None and now >= at - window
+
+
+def candidate_taints(nodes: Iterable[NodeInfo], now: datetime, window: timedelta) -> TaintChanges:
+    """Which nodes gain or lose the ``jitnode.io/disruption-candidate:PreferNoSchedule`` taint.
+
+    A node gains it when it becomes a candidate (see :func:`is_candidate`) and loses it when it
+    stops being one (its NodePool's ``expireAfter`` grew, or was removed). Nodes being deleted
+    are left as they are: they go anyway.
+    """
+    add: list[str] = []
+    remove: list[str] = []
+    upcoming: list[datetime] = []
+    for node in nodes:
+        if node.deleting:
+            continue
+        tainted = any(t.key == DISRUPTION_CANDIDATE_TAINT for t in node.taints)
+        wanted = is_candidate(node, now, window)
+        if wanted and not tainted:
+            add.append(node.name)
+        elif tainted and not wanted:
+            remove.append(node.name)
+        if not wanted and node.managed and (at := expires_at(node)) is not None:
+            upcoming.append(at - window)
+    return TaintChanges(tuple(sorted(add)), tuple(sorted(remove)), min(upcoming, default=None))
 
 
 def consolidatable_at(node: NodeInfo, pool: PoolView) -> datetime | None:

@@ -1,5 +1,8 @@
 """Draining a node: mark and taint it, evict its pods through the Eviction API, then delete its claim.
 
+(The drainer also writes the ``jitnode.io/disruption-candidate:PreferNoSchedule`` taint that the
+disruption controller keeps on nodes about to be disrupted; see ``decisions.candidate_taints``.)
+
 Rules (Karpenter's, and the ones users rely on):
 
 - The node is annotated ``jitnode.io/disrupting`` and tainted ``jitnode.io/disrupted:NoSchedule``
@@ -43,6 +46,7 @@ log = get_logger("launcher.disruption.drain")
 Obj = Mapping[str, Any]
 CRITICAL_PRIORITY_CLASSES: Final = frozenset({"system-cluster-critical", "system-node-critical"})
 DISRUPTED_TAINT: Final = {"key": labels.DISRUPTED_TAINT, "effect": "NoSchedule"}
+CANDIDATE_TAINT: Final = {"key": labels.DISRUPTION_CANDIDATE_TAINT, "effect": "PreferNoSchedule"}
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,12 @@ def taints_with_disrupted(taints: Sequence[Obj]) -> list[dict[str, Any]]:
 
 def taints_without_disrupted(taints: Sequence[Obj]) -> list[dict[str, Any]]:
     return [dict(t) for t in taints if t.get("key") != labels.DISRUPTED_TAINT]
+
+
+def taints_with_candidate(taints: Sequence[Obj], candidate: bool) -> list[dict[str, Any]]:
+    """The node's whole taint list with the disruption-candidate taint present once, or absent."""
+    kept = [dict(t) for t in taints if t.get("key") != labels.DISRUPTION_CANDIDATE_TAINT]
+    return [*kept, dict(CANDIDATE_TAINT)] if candidate else kept
 
 
 @dataclass
@@ -172,6 +182,27 @@ class Drainer:
             if error.status == 404:
                 return
             raise
+
+    async def taint_candidate(self, node_name: str, candidate: bool) -> bool:
+        """Add or remove the ``disruption-candidate:PreferNoSchedule`` taint in one guarded patch.
+
+        False when the node is gone or changed under us (a later round tries again).
+        """
+        try:
+            node = await self._core.read_node(node_name)
+            raw = self._api.sanitize_for_serialization(node)
+            taints = (raw.get("spec") or {}).get("taints") or []
+            patch = {
+                "metadata": {"resourceVersion": raw["metadata"]["resourceVersion"]},
+                "spec": {"taints": taints_with_candidate(taints, candidate)},
+            }
+            await self._nodes.patch(node_name, patch)
+        except ApiException as error:
+            if error.status in (404, 409):
+                log.info("candidate taint not changed", node=node_name, status=error.status)
+                return False
+            raise
+        return True
 
     # Draining -------------------------------------------------------------------------------
 

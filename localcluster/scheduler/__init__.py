@@ -9,6 +9,7 @@ from localcluster.scheduler.config import (
     ManagedResource,
     Profile,
     SchedulerConfig,
+    Scoring,
     load_scheduler_config,
     parse_scheduler_config,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "Profile",
     "Scheduler",
     "SchedulerConfig",
+    "Scoring",
     "load_scheduler_config",
     "parse_scheduler_config",
 ]

@@ -2,9 +2,13 @@
 
 The local scheduler reads the same YAML as ``kube-scheduler --config`` so that the manifests
 shipped for a real cluster (profiles, the jitnode extender entry) are exercised as-is in tests.
-Only what changes scheduling decisions is modelled: profile names, extenders and the pod
-backoff bounds; other top-level fields (leaderElection, clientConnection, ...) are accepted
-and ignored, as they only concern the process around the scheduler.
+Only what changes scheduling decisions is modelled: profile names, each profile's score
+plugin weights (``plugins.score``) and ``NodeResourcesFit`` scoring strategy (``pluginConfig``),
+extenders and the pod backoff bounds; other top-level fields (leaderElection,
+clientConnection, ...) are accepted and ignored, as they only concern the process around the
+scheduler. Score plugins the local scheduler does not model (ImageLocality, InterPodAffinity,
+PodTopologySpread, VolumeBinding) may be named and are ignored; a scoring strategy it does not
+model (RequestedToCapacityRatio) is refused rather than scored differently from a real one.
 """
 
 from __future__ import annotations
@@ -26,6 +30,26 @@ DEFAULT_SCHEDULER_NAME: Final = "default-scheduler"
 DEFAULT_EXTENDER_TIMEOUT: Final = 5.0
 DEFAULT_POD_INITIAL_BACKOFF: Final = 1.0
 DEFAULT_POD_MAX_BACKOFF: Final = 10.0
+
+# Score plugins the local scheduler models, with kube-scheduler's default weights
+# (pkg/scheduler/apis/config/v1/default_plugins.go).
+TAINT_TOLERATION: Final = "TaintToleration"
+NODE_AFFINITY: Final = "NodeAffinity"
+NODE_RESOURCES_FIT: Final = "NodeResourcesFit"
+BALANCED_ALLOCATION: Final = "NodeResourcesBalancedAllocation"
+DEFAULT_SCORE_WEIGHTS: Final = {
+    TAINT_TOLERATION: 3,
+    NODE_AFFINITY: 2,
+    NODE_RESOURCES_FIT: 1,
+    BALANCED_ALLOCATION: 1,
+}
+# NodeResourcesFit scoring strategies; RequestedToCapacityRatio is not modelled.
+LEAST_ALLOCATED: Final = "LeastAllocated"
+MOST_ALLOCATED: Final = "MostAllocated"
+REQUESTED_TO_CAPACITY_RATIO: Final = "RequestedToCapacityRatio"
+DEFAULT_FIT_RESOURCES: Final = (("cpu", 1), ("memory", 1))
+# ValidateNodeResourcesFitArgs: each resource weight is within 1..100.
+_MAX_RESOURCE_WEIGHT: Final = 100
 
 _EXTENDER_FIELDS: Final = frozenset(
     {
@@ -93,10 +117,27 @@ class ExtenderConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class Scoring:
+    """A profile's score plugins: weight per modelled plugin (0: disabled) and the
+    ``NodeResourcesFit`` strategy with its resource weights."""
+
+    weights: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_SCORE_WEIGHTS))
+    fit_strategy: str = LEAST_ALLOCATED
+    fit_resources: tuple[tuple[str, int], ...] = DEFAULT_FIT_RESOURCES  # (name, weight)
+
+    def weight(self, plugin: str) -> int:
+        return self.weights.get(plugin, 0)
+
+
+DEFAULT_SCORING: Final = Scoring()
+
+
+@dataclass(frozen=True, slots=True)
 class Profile:
     """A scheduling profile; pods name it in ``spec.schedulerName``."""
 
     scheduler_name: str = DEFAULT_SCHEDULER_NAME
+    scoring: Scoring = DEFAULT_SCORING
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +154,10 @@ class SchedulerConfig:
     @property
     def scheduler_names(self) -> tuple[str, ...]:
         return tuple(p.scheduler_name for p in self.profiles)
+
+    def profile(self, scheduler_name: str) -> Profile:
+        """The profile of that name, else the first (a scheduler renamed to a single profile)."""
+        return next((p for p in self.profiles if p.scheduler_name == scheduler_name), self.profiles[0])
 
     def ignored_resources(self) -> frozenset[str]:
         """Extended resources NodeResourcesFit leaves to the extenders that manage them."""
@@ -211,8 +256,124 @@ def _profiles(raw: object, errors: list[FieldError]) -> tuple[Profile, ...]:
         if name in seen:
             errors.append(FieldError(f"{path}.schedulerName", f"duplicate profile {name!r}"))
         seen.add(name)
-        profiles.append(Profile(scheduler_name=name))
+        scoring = _scoring(item, path, errors)
+        profiles.append(Profile(scheduler_name=name, scoring=scoring))
     return tuple(profiles) or (Profile(),)
+
+
+def _scoring(profile: Mapping[str, Any], path: str, errors: list[FieldError]) -> Scoring:
+    """``plugins.score`` (merged onto the defaults as kube-scheduler merges them) and
+    ``pluginConfig[NodeResourcesFit].args.scoringStrategy``."""
+    weights = dict(DEFAULT_SCORE_WEIGHTS)
+    plugins = profile.get("plugins")
+    if plugins is not None and not isinstance(plugins, dict):
+        errors.append(FieldError(f"{path}.plugins", "must be a mapping"))
+        plugins = None
+    score = (plugins or {}).get("score")
+    if score is not None and not isinstance(score, dict):
+        errors.append(FieldError(f"{path}.plugins.score", "must be a mapping"))
+        score = None
+    score = score or {}
+    for name in _plugin_names(score.get("disabled"), f"{path}.plugins.score.disabled", errors):
+        if name == "*":
+            weights = dict.fromkeys(weights, 0)
+        elif name in weights:
+            weights[name] = 0
+    for i, (name, weight) in enumerate(
+        _plugin_weights(score.get("enabled"), f"{path}.plugins.score.enabled", errors)
+    ):
+        if name in DEFAULT_SCORE_WEIGHTS:
+            # frameworkImpl: an enabled score plugin without a weight weighs 1.
+            weights[name] = weight or 1
+        elif weight < 0:
+            errors.append(FieldError(f"{path}.plugins.score.enabled[{i}].weight", "must not be negative"))
+    strategy, resources = _fit_strategy(profile.get("pluginConfig"), f"{path}.pluginConfig", errors)
+    return Scoring(weights=weights, fit_strategy=strategy, fit_resources=resources)
+
+
+def _plugin_names(raw: object, path: str, errors: list[FieldError]) -> list[str]:
+    return [name for name, _ in _plugin_weights(raw, path, errors)]
+
+
+def _plugin_weights(raw: object, path: str, errors: list[FieldError]) -> list[tuple[str, int]]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        errors.append(FieldError(path, "must be a list"))
+        return []
+    out: list[tuple[str, int]] = []
+    for i, item in enumerate(raw):
+        name = item.get("name") if isinstance(item, dict) else None
+        if not isinstance(name, str) or not name:
+            errors.append(FieldError(f"{path}[{i}].name", "must be a non-empty string"))
+            continue
+        assert isinstance(item, dict)
+        weight = item.get("weight", 0)
+        if isinstance(weight, bool) or not isinstance(weight, int) or weight < 0:
+            errors.append(FieldError(f"{path}[{i}].weight", f"{weight!r} must be a non-negative integer"))
+            weight = 0
+        out.append((name, weight))
+    return out
+
+
+FitResources = tuple[tuple[str, int], ...]
+
+
+def _fit_strategy(raw: object, path: str, errors: list[FieldError]) -> tuple[str, FitResources]:
+    """NodeResourcesFitArgs.scoringStrategy, defaulted as kube-scheduler defaults it."""
+    default = (LEAST_ALLOCATED, DEFAULT_FIT_RESOURCES)
+    if raw is None:
+        return default
+    if not isinstance(raw, list):
+        errors.append(FieldError(path, "must be a list"))
+        return default
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            errors.append(FieldError(f"{path}[{i}].name", "must be a plugin name"))
+            continue
+        if item["name"] != NODE_RESOURCES_FIT:
+            continue
+        args_path = f"{path}[{i}].args"
+        args = item.get("args") or {}
+        strategy = args.get("scoringStrategy") if isinstance(args, dict) else None
+        if strategy is None:
+            return default
+        if not isinstance(strategy, dict):
+            errors.append(FieldError(f"{args_path}.scoringStrategy", "must be a mapping"))
+            return default
+        kind = strategy.get("type") or LEAST_ALLOCATED
+        strategy_path = f"{args_path}.scoringStrategy"
+        if kind == REQUESTED_TO_CAPACITY_RATIO:
+            errors.append(FieldError(f"{strategy_path}.type", f"{kind} is not modelled locally"))
+            return default
+        if kind not in (LEAST_ALLOCATED, MOST_ALLOCATED):
+            known = [LEAST_ALLOCATED, MOST_ALLOCATED, REQUESTED_TO_CAPACITY_RATIO]
+            errors.append(FieldError(f"{strategy_path}.type", f"{kind!r} must be one of {known}"))
+            return default
+        resources = _fit_resources(strategy.get("resources"), f"{strategy_path}.resources", errors)
+        return str(kind), resources or DEFAULT_FIT_RESOURCES
+    return default
+
+
+def _fit_resources(raw: object, path: str, errors: list[FieldError]) -> FitResources:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        errors.append(FieldError(path, "must be a list"))
+        return ()
+    out: list[tuple[str, int]] = []
+    for i, item in enumerate(raw):
+        name = item.get("name") if isinstance(item, dict) else None
+        if not isinstance(name, str) or not name:
+            errors.append(FieldError(f"{path}[{i}].name", "must be a non-empty string"))
+            continue
+        assert isinstance(item, dict)
+        weight = item.get("weight", 1)
+        if isinstance(weight, bool) or not isinstance(weight, int) or not 1 <= weight <= _MAX_RESOURCE_WEIGHT:
+            errors.append(FieldError(f"{path}[{i}].weight", f"{weight!r} must be in the range [1, 100]"))
+            continue
+        out.append((name, weight))
+    return tuple(out)
 
 
 def _extenders(raw: object, errors: list[FieldError]) -> tuple[ExtenderConfig, ...]:

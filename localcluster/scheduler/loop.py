@@ -2,7 +2,8 @@
 
 This is the I/O shell around the pure modules: informers (list+watch over kubernetes-asyncio)
 feed the cache and the queue; each scheduling cycle runs the in-tree filters, the extenders'
-filter (in config order, narrowing the candidates), scoring with the extenders' prioritize,
+filter (in config order, narrowing the candidates), scoring by the pod's profile's score
+plugins and the extenders' prioritize,
 then assumes the pod on the chosen node and binds it in a background task, so the next cycle
 starts at once and sees the pod's resources as used. Failures patch the PodScheduled
 condition and emit a FailedScheduling event in the background, in order per pod.
@@ -399,7 +400,8 @@ class Scheduler:
         return feasible
 
     async def _pick(self, queued: QueuedPod, feasible: Sequence[NodeInfo]) -> str:
-        scores = plugin_scores(queued.facts, feasible)
+        scoring = self.config.profile(queued.facts.scheduler_name).scoring
+        scores = plugin_scores(queued.facts, feasible, scoring)
         interested = [e for e in self.extenders if e.can_prioritize and e.is_interested(queued.facts)]
         if interested:
             assert self._session is not None

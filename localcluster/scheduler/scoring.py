@@ -1,10 +1,12 @@
 """kube-scheduler's default score plugins and host selection, on parsed facts.
 
 Each plugin scores a node 0..100 (MaxNodeScore), is normalized across the candidates like the
-real plugin, and is multiplied by its default weight: TaintToleration 3, NodeAffinity 2,
-NodeResourcesFit (LeastAllocated) 1, NodeResourcesBalancedAllocation 1. Extender scores
-(0..10) are scaled by their weight and by MaxNodeScore/MaxExtenderPriority before being
-added. Integer arithmetic mirrors Go's so ties (and thus spreading) match. Pure.
+real plugin, and is multiplied by the profile's weight for it (kube-scheduler's defaults:
+TaintToleration 3, NodeAffinity 2, NodeResourcesFit 1, NodeResourcesBalancedAllocation 1).
+NodeResourcesFit scores with the profile's strategy, LeastAllocated (the default) or
+MostAllocated, over the strategy's resources and their weights. Extender scores (0..10) are
+scaled by their weight and by MaxNodeScore/MaxExtenderPriority before being added. Integer
+arithmetic mirrors Go's so ties (and thus spreading) match. Pure.
 """
 
 from __future__ import annotations
@@ -18,34 +20,72 @@ from shared.resources import CPU, MEMORY
 from shared.taints import PREFER_NO_SCHEDULE, Toleration
 
 from .cache import NodeInfo
+from .config import (
+    BALANCED_ALLOCATION,
+    DEFAULT_FIT_RESOURCES,
+    DEFAULT_SCORING,
+    LEAST_ALLOCATED,
+    MOST_ALLOCATED,
+    NODE_AFFINITY,
+    NODE_RESOURCES_FIT,
+    TAINT_TOLERATION,
+    Scoring,
+)
 from .filters import tolerated
 from .model import NodeFacts, PodFacts
 
 MAX_NODE_SCORE: Final = 100
 MAX_EXTENDER_PRIORITY: Final = 10
-WEIGHT_TAINT_TOLERATION: Final = 3
-WEIGHT_NODE_AFFINITY: Final = 2
-WEIGHT_LEAST_ALLOCATED: Final = 1
-WEIGHT_BALANCED_ALLOCATION: Final = 1
 
 
-def least_allocated(pod: PodFacts, info: NodeInfo) -> int:
-    """NodeResourcesFit LeastAllocated: mean over cpu and memory of free share after placing the pod.
+def _requested(pod: PodFacts, info: NodeInfo, resource: str) -> int:
+    """What the node would have requested of ``resource`` with the pod on it, as NodeResourcesFit
+    counts it: non-zero requests for cpu and memory (100m / 200Mi for containers that request
+    nothing, so request-less pods still count), plain requests for anything else."""
+    if resource == CPU:
+        return info.nonzero_cpu + pod.nonzero_cpu
+    if resource == MEMORY:
+        return info.nonzero_memory + pod.nonzero_memory
+    return info.requested.amount(resource) + pod.requests.amount(resource)
 
-    Uses non-zero requests (100m cpu / 200Mi memory for containers that request nothing), so
-    request-less pods still spread.
+
+def resource_allocation(
+    pod: PodFacts,
+    info: NodeInfo,
+    strategy: str = LEAST_ALLOCATED,
+    resources: Sequence[tuple[str, int]] = DEFAULT_FIT_RESOURCES,
+) -> int:
+    """NodeResourcesFit's score: the weighted mean over ``resources`` of each one's score.
+
+    LeastAllocated scores a resource by its free share after placing the pod (0 when it does not
+    fit), MostAllocated by its requested share (capped at the capacity). Resources the node has
+    none of are left out of the mean, as kube-scheduler leaves them out.
     """
     assert info.facts is not None
     allocatable = info.facts.allocatable
-    total = 0
-    for capacity, requested in (
-        (allocatable.amount(CPU), info.nonzero_cpu + pod.nonzero_cpu),
-        (allocatable.amount(MEMORY), info.nonzero_memory + pod.nonzero_memory),
-    ):
-        if capacity == 0 or requested > capacity:
+    total = weights = 0
+    for resource, weight in resources:
+        capacity = allocatable.amount(resource)
+        if capacity == 0:
             continue
-        total += (capacity - requested) * MAX_NODE_SCORE // capacity
-    return total // 2
+        requested = _requested(pod, info, resource)
+        if strategy == MOST_ALLOCATED:
+            score = min(requested, capacity) * MAX_NODE_SCORE // capacity
+        else:
+            score = 0 if requested > capacity else (capacity - requested) * MAX_NODE_SCORE // capacity
+        total += score * weight
+        weights += weight
+    return total // weights if weights else 0
+
+
+def least_allocated(pod: PodFacts, info: NodeInfo) -> int:
+    """NodeResourcesFit LeastAllocated over cpu and memory, weight 1 each (the default)."""
+    return resource_allocation(pod, info, LEAST_ALLOCATED)
+
+
+def most_allocated(pod: PodFacts, info: NodeInfo) -> int:
+    """NodeResourcesFit MostAllocated over cpu and memory, weight 1 each."""
+    return resource_allocation(pod, info, MOST_ALLOCATED)
 
 
 def balanced_allocation(pod: PodFacts, info: NodeInfo) -> int:
@@ -96,20 +136,35 @@ def normalize(scores: Mapping[str, int], *, reverse: bool = False) -> dict[str, 
     return out
 
 
-def plugin_scores(pod: PodFacts, nodes: Sequence[NodeInfo]) -> dict[str, int]:
-    """The weighted sum of the in-tree score plugins for every candidate node."""
+def plugin_scores(
+    pod: PodFacts, nodes: Sequence[NodeInfo], scoring: Scoring = DEFAULT_SCORING
+) -> dict[str, int]:
+    """The weighted sum of the profile's in-tree score plugins for every candidate node."""
     facts = {info.name: info.facts for info in nodes if info.facts is not None}
-    taints = normalize(
-        {name: intolerable_prefer_no_schedule(pod.tolerations, f) for name, f in facts.items()}, reverse=True
-    )
-    affinity = normalize({name: preferred_affinity(pod, f) for name, f in facts.items()})
-    return {
-        info.name: taints[info.name] * WEIGHT_TAINT_TOLERATION
-        + affinity[info.name] * WEIGHT_NODE_AFFINITY
-        + least_allocated(pod, info) * WEIGHT_LEAST_ALLOCATED
-        + balanced_allocation(pod, info) * WEIGHT_BALANCED_ALLOCATION
-        for info in nodes
-    }
+    out = dict.fromkeys((info.name for info in nodes), 0)
+    weight = scoring.weight(TAINT_TOLERATION)
+    if weight:
+        taints = normalize(
+            {name: intolerable_prefer_no_schedule(pod.tolerations, f) for name, f in facts.items()},
+            reverse=True,
+        )
+        for name, score in taints.items():
+            out[name] += score * weight
+    weight = scoring.weight(NODE_AFFINITY)
+    if weight:
+        for name, score in normalize({name: preferred_affinity(pod, f) for name, f in facts.items()}).items():
+            out[name] += score * weight
+    fit = scoring.weight(NODE_RESOURCES_FIT)
+    balanced = scoring.weight(BALANCED_ALLOCATION)
+    for info in nodes:
+        if info.facts is None:
+            continue
+        if fit:
+            score = resource_allocation(pod, info, scoring.fit_strategy, scoring.fit_resources)
+            out[info.name] += fit * score
+        if balanced:
+            out[info.name] += balanced * balanced_allocation(pod, info)
+    return out
 
 
 def extender_score(score: int, weight: int) -> int:

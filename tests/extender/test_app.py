@@ -15,7 +15,7 @@ from extender import decisions
 from extender.app import ExtenderApp
 from extender.cache import ClusterCache
 from extender.metrics import ExtenderMetrics
-from tests.extender.helpers import node, pod
+from tests.extender.helpers import eventually, node, pod
 
 Client = TestClient[Any, Any]
 
@@ -57,6 +57,7 @@ async def test_filter_passes_known_and_unknown_and_hands_pod_to_predictor(
     assert response.status == 200
     answer = orjson.loads(await response.read())
     assert answer["NodeNames"] == ["n0", "ghost", "n2"]
+    await eventually(lambda: h.offered)  # after the answer (tests/extender/test_after_answer.py)
     assert [p["metadata"]["name"] for p in h.offered] == ["p"]
     assert h.metrics.requests_by["filter", "ok"]._value.get() == 1
 

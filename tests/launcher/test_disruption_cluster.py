@@ -8,10 +8,12 @@ by a PodDisruptionBudget, pods left alone, NodeClaims deleted, Events recorded.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +26,8 @@ from launcher.disruption.mark import EMPTY, EXPIRED, Mark, node_mark
 from launcher.disruption.replacement import REPLACES_ANNOTATION, ClaimReplacer
 from launcher.kube import NodeClaimWriter, NodeWriter
 from launcher.state import LauncherState
+from localcluster.scheduler import Scheduler, load_scheduler_config
+from localcluster.scheduler.testing import pod as scheduler_pod
 from shared import labels
 from shared.api._fields import format_time
 from shared.api.group import API_GROUP, API_VERSION, NODECLAIM_PLURAL, NODEPOOL_PLURAL
@@ -31,6 +35,7 @@ from shared.events import EventRecorder
 from tests.launcher.apiserver_state import launcher_state_on_apiserver
 from tests.launcher.planner_fixtures import plain_instance_type
 
+REPO = Path(__file__).resolve().parents[2]
 LONG_AGO = datetime.now(UTC) - timedelta(hours=2)
 FAST_DRAIN = DrainSettings(poll_seconds=0.05, eviction_backoff_base=0.05, eviction_backoff_cap=0.2)
 
@@ -530,3 +535,46 @@ async def test_terminating_pod_keeps_its_node_until_it_is_gone(cluster: Cluster)
     decisions = await ctl.reconcile_once()
     assert [(a.node, a.reason) for a in decisions.actions] == [("n1", EMPTY)]
     await ctl.stop()
+
+
+# Disruption-candidate taint ----------------------------------------------------------------------
+
+
+def _taints(raw: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(t["key"], t["effect"]) for t in raw["spec"].get("taints") or []]
+
+
+async def test_candidate_taint_comes_and_goes_and_new_pods_prefer_other_nodes(cluster: Cluster) -> None:
+    await cluster.nodepool(consolidationPolicy="WhenEmpty", consolidateAfter="Never")
+    await cluster.node("expiring", expire_after="5m")
+    await cluster.node("steady")
+    await cluster.pod("web-1", "expiring", cpu="4")  # fuller: MostAllocated alone would pick it
+    await synced(cluster, nodes=2, pods=1, claims=2)
+    ctl = controller(cluster)
+    await ctl.reconcile_once()
+    candidate = (labels.DISRUPTION_CANDIDATE_TAINT, "PreferNoSchedule")
+    raw = await cluster.raw_node("expiring")
+    assert _taints(raw) == [("keep", "NoSchedule"), candidate]  # the whole list kept
+    assert candidate not in _taints(await cluster.raw_node("steady"))
+
+    # A new pod, scheduled by the shipped profile (no extender: in-tree scoring alone), prefers
+    # the node that is not about to go although the candidate is the fuller one.
+    shipped = load_scheduler_config(REPO / "manifests" / "scheduler" / "config.yaml")
+    config = replace(shipped, extenders=(), profiles=(replace(shipped.profiles[0], scheduler_name="s"),))
+    async with Scheduler(cluster.api, config, rng=random.Random(0)):
+        body = scheduler_pod("new", cpu="500m", scheduler_name="s", tolerations=[{"key": "keep"}])
+        await cluster.core.create_namespaced_pod("default", body)  # type: ignore[arg-type]
+
+        async def placed() -> str | None:
+            return (await cluster.core.read_namespaced_pod("new", "default")).spec.node_name
+
+        assert await eventually(placed, what="the new pod bound") == "steady"
+
+    # It stops being a candidate (a shorter window: it no longer expires within it).
+    await eventually(lambda: candidate in _taints(cluster.state.nodes()["expiring"]), what="informer")
+    narrow = controller(cluster)
+    narrow.settings = replace(narrow.settings, candidate_window=timedelta(minutes=1))
+    await narrow.reconcile_once()
+    assert _taints(await cluster.raw_node("expiring")) == [("keep", "NoSchedule")]
+    await ctl.stop()
+    await narrow.stop()

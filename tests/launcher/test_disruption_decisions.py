@@ -9,7 +9,15 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from launcher.disruption.decisions import NodeInfo, PodInfo, Snapshot, decide
+from launcher.disruption.decisions import (
+    NodeInfo,
+    PodInfo,
+    Snapshot,
+    candidate_taints,
+    decide,
+    is_candidate,
+    pod_fits,
+)
 from launcher.disruption.mark import EMPTY, EXPIRED, UNDERUTILIZED, Mark
 from launcher.planner import InFlightClaim, PoolView
 from shared import labels
@@ -445,3 +453,37 @@ def test_properties_budgets_opt_outs_and_pending(
             # a pending pod that could use the node keeps it
             assert not any(p.requests.fits_in(chosen_node.free) for p in pending_pods)
     assert sum(1 for a in actions if a.reason == UNDERUTILIZED) <= 1
+
+
+# Disruption-candidate taint ---------------------------------------------------------------------
+
+WINDOW = timedelta(minutes=10)
+
+
+def candidate_taint() -> Taint:
+    return Taint(key=labels.DISRUPTION_CANDIDATE_TAINT, value="", effect="PreferNoSchedule")
+
+
+def test_nodes_expiring_within_the_window_become_candidates_and_stop_being_ones() -> None:
+    soon = node("soon", created=NOW - timedelta(hours=1), expire_after=timedelta(hours=1, minutes=5))
+    later = node("later", created=NOW, expire_after=timedelta(hours=2))
+    stale = node("stale", taints=(candidate_taint(),))  # 720h left: its pool's expireAfter grew
+    kept = node("kept", taints=(candidate_taint(),), created=NOW, expire_after=timedelta(minutes=1))
+    never = node("never", expire_after=None)
+    foreign = node("foreign", pool_name=None, expire_after=timedelta(seconds=1))
+    going = node("going", deleting=True, created=NOW, expire_after=timedelta(minutes=1))
+    changes = candidate_taints([soon, later, stale, kept, never, foreign, going], NOW, WINDOW)
+    assert changes.add == ("soon",)
+    assert changes.remove == ("stale",)
+    # The next look: when "later" enters the window (stale's is 720h away).
+    assert changes.next_at == NOW + timedelta(hours=2) - WINDOW
+    assert is_candidate(soon, NOW, WINDOW)
+    assert not is_candidate(later, NOW, WINDOW)
+    assert is_candidate(later, NOW + timedelta(hours=2) - WINDOW, WINDOW)
+    assert not is_candidate(foreign, NOW, WINDOW)
+
+
+def test_candidate_taint_changes_nothing_the_simulation_places() -> None:
+    """PreferNoSchedule is a preference: consolidation may still move pods onto such a node."""
+    tainted = node("target", taints=(candidate_taint(),))
+    assert pod_fits(demand("p"), tainted, tainted.free)

@@ -7,8 +7,21 @@ from pathlib import Path
 import pytest
 
 from localcluster.scheduler import load_scheduler_config
-from localcluster.scheduler.config import DEFAULT_EXTENDER_TIMEOUT, DEFAULT_SCHEDULER_NAME
+from localcluster.scheduler.config import (
+    BALANCED_ALLOCATION,
+    DEFAULT_EXTENDER_TIMEOUT,
+    DEFAULT_SCHEDULER_NAME,
+    DEFAULT_SCORE_WEIGHTS,
+    LEAST_ALLOCATED,
+    MOST_ALLOCATED,
+    NODE_AFFINITY,
+    NODE_RESOURCES_FIT,
+    TAINT_TOLERATION,
+    Scoring,
+)
 from shared.errors import ValidationError
+
+HEADER = "apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\n"
 
 FULL = """
 apiVersion: kubescheduler.config.k8s.io/v1
@@ -85,6 +98,60 @@ def test_defaults_and_file_path(tmp_path: Path) -> None:
         assert (config.pod_initial_backoff, config.pod_max_backoff) == (1.0, 10.0)
 
 
+def _fit(strategy: str) -> str:
+    return (
+        "profiles:\n- pluginConfig:\n  - name: NodeResourcesFit\n    args:\n"
+        f"      scoringStrategy:\n          {strategy}\n"
+    )
+
+
+def test_score_plugins_and_fit_strategy_are_read() -> None:
+    config = load_scheduler_config(
+        HEADER
+        + """profiles:
+- schedulerName: packer
+  plugins:
+    score:
+      disabled: [{name: NodeResourcesBalancedAllocation}, {name: ImageLocality}]
+      enabled: [{name: NodeResourcesFit, weight: 5}, {name: NodeAffinity}, {name: PodTopologySpread}]
+  pluginConfig:
+  - name: DefaultPreemption
+    args: {minCandidateNodesPercentage: 10}
+  - name: NodeResourcesFit
+    args:
+      scoringStrategy:
+        type: MostAllocated
+        resources: [{name: cpu, weight: 2}, {name: memory}]
+- schedulerName: nothing
+  plugins:
+    score:
+      disabled: [{name: "*"}]
+      enabled: [{name: TaintToleration, weight: 7}]
+- schedulerName: default-scheduler
+"""
+    )
+    packer, nothing, default = config.profiles
+    assert packer.scoring.weights == {
+        TAINT_TOLERATION: 3,
+        NODE_AFFINITY: 1,  # enabled without a weight: 1, as kube-scheduler's framework sets it
+        NODE_RESOURCES_FIT: 5,
+        BALANCED_ALLOCATION: 0,
+    }
+    assert packer.scoring.fit_strategy == MOST_ALLOCATED
+    assert packer.scoring.fit_resources == (("cpu", 2), ("memory", 1))
+    assert nothing.scoring.weights == {
+        TAINT_TOLERATION: 7,
+        NODE_AFFINITY: 0,
+        NODE_RESOURCES_FIT: 0,
+        BALANCED_ALLOCATION: 0,
+    }
+    assert default.scoring == Scoring()
+    assert default.scoring.weights == DEFAULT_SCORE_WEIGHTS
+    assert default.scoring.fit_strategy == LEAST_ALLOCATED
+    assert config.profile("nothing") is nothing
+    assert config.profile("unknown") is packer  # the first, as a renamed single profile
+
+
 @pytest.mark.parametrize(
     ("body", "path"),
     [
@@ -100,6 +167,19 @@ def test_defaults_and_file_path(tmp_path: Path) -> None:
         (
             "extenders:\n- urlPrefix: http://a\n  bindVerb: b\n- urlPrefix: http://b\n  bindVerb: b\n",
             "extenders",
+        ),
+        (
+            _fit("type: RequestedToCapacityRatio"),
+            "profiles[0].pluginConfig[0].args.scoringStrategy.type",
+        ),
+        (_fit("type: Most"), "profiles[0].pluginConfig[0].args.scoringStrategy.type"),
+        (
+            _fit("type: MostAllocated\n          resources: [{name: cpu, weight: 101}]"),
+            "profiles[0].pluginConfig[0].args.scoringStrategy.resources[0].weight",
+        ),
+        (
+            "profiles:\n- plugins:\n    score:\n      enabled: [{name: NodeResourcesFit, weight: -1}]\n",
+            "profiles[0].plugins.score.enabled[0].weight",
         ),
     ],
 )

@@ -7,16 +7,27 @@ from collections import Counter
 from typing import Any
 
 from localcluster.scheduler.cache import ClusterCache, NodeInfo, PodUsage
+from localcluster.scheduler.config import (
+    DEFAULT_SCORE_WEIGHTS,
+    LEAST_ALLOCATED,
+    MOST_ALLOCATED,
+    NODE_RESOURCES_FIT,
+    TAINT_TOLERATION,
+    Scoring,
+)
 from localcluster.scheduler.model import pod_facts
 from localcluster.scheduler.queue import SchedulingQueue, Where
 from localcluster.scheduler.scoring import (
     extender_score,
     least_allocated,
+    most_allocated,
     normalize,
     plugin_scores,
+    resource_allocation,
     select_host,
 )
 from localcluster.scheduler.testing import node, pod
+from shared import labels
 
 
 def infos(*nodes: dict[str, Any], used: dict[str, str] | None = None) -> list[NodeInfo]:
@@ -40,6 +51,52 @@ def test_least_allocated_matches_kube_scheduler_arithmetic() -> None:
     assert (
         least_allocated(empty, info) == ((3900 * 100 // 4000) + ((16 * 1024 - 200) * 100 // (16 * 1024))) // 2
     )
+
+
+def test_most_allocated_matches_kube_scheduler_arithmetic() -> None:
+    (info,) = infos(node("n", cpu="4", memory="16Gi"), used={"n": "1"})
+    facts = pod_facts(pod("p", cpu="1", memory="4Gi"))
+    # cpu (1000+1000)*100/4000 = 50; memory: the used pod asks 0 (counted as 200Mi) + 4Gi.
+    memory = (200 + 4 * 1024) * 100 // (16 * 1024)
+    assert most_allocated(facts, info) == (50 + memory) // 2
+    # Resource weights: cpu counts three times.
+    assert (
+        resource_allocation(facts, info, MOST_ALLOCATED, (("cpu", 3), ("memory", 1)))
+        == (50 * 3 + memory) // 4
+    )
+    # Over capacity counts as full for MostAllocated, as empty for LeastAllocated.
+    big = pod_facts(pod("big", cpu="8", memory="1Gi"))
+    assert resource_allocation(big, info, MOST_ALLOCATED, (("cpu", 1),)) == 100
+    assert resource_allocation(big, info, LEAST_ALLOCATED, (("cpu", 1),)) == 0
+    # A resource the node has none of is left out of the mean.
+    assert resource_allocation(facts, info, MOST_ALLOCATED, (("cpu", 1), ("example.com/gpu", 5))) == 50
+
+
+def test_profile_strategy_and_weights_decide_packing_or_spreading() -> None:
+    nodes = infos(node("busy"), node("idle"), used={"busy": "3"})
+    p = pod_facts(pod("p", cpu="500m", memory="1Gi"))
+    spread = plugin_scores(p, nodes)
+    assert spread["idle"] > spread["busy"]
+    packing = Scoring(weights={**DEFAULT_SCORE_WEIGHTS, NODE_RESOURCES_FIT: 5}, fit_strategy=MOST_ALLOCATED)
+    packed = plugin_scores(p, nodes, packing)
+    assert packed["busy"] > packed["idle"]
+    # Each plugin contributes its weight times its score: the taint part alone, then nothing.
+    only_taints = Scoring(weights={TAINT_TOLERATION: 3})
+    assert plugin_scores(p, nodes, only_taints) == {"busy": 300, "idle": 300}
+    assert plugin_scores(p, nodes, Scoring(weights={})) == {"busy": 0, "idle": 0}
+
+
+def test_prefer_no_schedule_candidate_loses_to_packing_weight_only_when_far_emptier() -> None:
+    """The shipped profile: a disruption candidate is avoided unless it is the only sensible
+    place; TaintToleration (3 x 100) outweighs a MostAllocated lead of up to 60 points x 5."""
+    packing = Scoring(weights={**DEFAULT_SCORE_WEIGHTS, NODE_RESOURCES_FIT: 5}, fit_strategy=MOST_ALLOCATED)
+    candidate = [{"key": labels.DISRUPTION_CANDIDATE_TAINT, "effect": "PreferNoSchedule"}]
+    nodes = infos(node("expiring", taints=candidate), node("other"), used={"expiring": "2", "other": "1"})
+    scores = plugin_scores(pod_facts(pod("p", cpu="500m", memory="1Gi")), nodes, packing)
+    assert scores["other"] > scores["expiring"]
+    tolerant = pod("t", cpu="500m", memory="1Gi", tolerations=[{"key": labels.DISRUPTION_CANDIDATE_TAINT}])
+    scores = plugin_scores(pod_facts(tolerant), nodes, packing)
+    assert scores["expiring"] > scores["other"]
 
 
 def test_emptier_node_scores_higher() -> None:

@@ -20,7 +20,14 @@ from extender.config import ExtenderConfig
 from launcher.config import ENV_PREFIX as LAUNCHER_ENV
 from launcher.config import LauncherConfig
 from localcluster.apiserver.testing import running_apiserver
-from localcluster.scheduler.config import load_scheduler_config
+from localcluster.scheduler.config import (
+    BALANCED_ALLOCATION,
+    MOST_ALLOCATED,
+    NODE_RESOURCES_FIT,
+    TAINT_TOLERATION,
+    load_scheduler_config,
+)
+from localcluster.stack import scheduler_configuration
 from shared import labels
 from shared.config import load_config, settings
 
@@ -320,18 +327,43 @@ def test_scheduler_config_is_valid_and_points_at_the_extender() -> None:
     assert config.scheduler_names == (labels.SCHEDULER_NAME,)
     (extender,) = config.extenders
     assert extender.url("filter") == "https://jitnode-extender.jitnode.svc:8443/jitnode/filter"
-    assert (extender.filter_verb, extender.prioritize_verb) == ("filter", "prioritize")
+    # Filter only (issue 11): prioritize halves kube-scheduler's throughput; packing and
+    # avoiding nodes about to go come from in-tree scoring and jitnode's taints instead.
+    assert (extender.filter_verb, extender.prioritize_verb) == ("filter", "")
     assert extender.enable_https
     assert extender.node_cache_capable
     assert extender.ignorable
     assert extender.http_timeout == 1.0
-    assert 1 <= extender.weight <= 10
     assert extender.tls is not None
     assert not extender.tls.insecure
     assert extender.tls.ca_file or extender.tls.ca_data
     leader = config.extra["leaderElection"]
     assert leader["leaderElect"] is True
     assert leader["resourceName"] == labels.SCHEDULER_NAME
+
+
+def test_scheduler_profile_bin_packs_and_scores_taints_in_tree() -> None:
+    (profile,) = load_scheduler_config(MANIFESTS / "scheduler" / "config.yaml").profiles
+    scoring = profile.scoring
+    assert scoring.fit_strategy == MOST_ALLOCATED
+    assert scoring.fit_resources == (("cpu", 1), ("memory", 1))
+    # Packing outweighs NodeResourcesBalancedAllocation as the extender's prioritize did (its
+    # weight was 5); TaintToleration (PreferNoSchedule candidates) keeps its default weight.
+    assert scoring.weight(NODE_RESOURCES_FIT) == 5
+    assert scoring.weight(BALANCED_ALLOCATION) == 1
+    assert scoring.weight(TAINT_TOLERATION) == 3
+
+
+def test_local_cluster_runs_the_shipped_profile() -> None:
+    shipped = load_scheduler_config(MANIFESTS / "scheduler" / "config.yaml")
+    local = load_scheduler_config(scheduler_configuration("http://127.0.0.1:1/jitnode"))
+    assert local.scheduler_names == ("default-scheduler",)
+    assert local.profiles[0].scoring == shipped.profiles[0].scoring
+    (extender,) = local.extenders
+    assert (extender.filter_verb, extender.prioritize_verb) == ("filter", "")
+    assert (extender.node_cache_capable, extender.ignorable) == (True, True)
+    opt_in = load_scheduler_config(scheduler_configuration("http://127.0.0.1:1/jitnode", prioritize=True))
+    assert (opt_in.extenders[0].prioritize_verb, opt_in.extenders[0].weight) == ("prioritize", 5)
 
 
 def test_extender_url_prefix_matches_the_extender_config() -> None:
