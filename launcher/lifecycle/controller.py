@@ -50,6 +50,8 @@ class LifecycleConfig:
     instance_refresh_seconds: float = 5.0
     max_launch_attempts: int = 5
     throttle_backoff_seconds: float = 1.0
+    # After a failed launch attempt the claim waits 1, 2, 4... seconds (at most 30) before the next.
+    launch_backoff_seconds: float = 1.0
     concurrency: int = 32
 
 
@@ -103,6 +105,7 @@ class ClaimController:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._dirty: set[str] = set()
         self._attempts: dict[str, int] = {}
+        self._backoff: dict[str, float] = {}  # claim -> seconds to wait before its next reconcile
         self._limit = asyncio.Semaphore(config.concurrency)
         # Launches not yet visible on the claim object in our cache (its informer lags).
         self._launched: dict[str, Instance] = {}
@@ -138,6 +141,10 @@ class ClaimController:
         try:
             async with self._limit:
                 await self.reconcile(claim)
+            # A failed launch waits here, its claim still marked running (events on it queue up)
+            # but its concurrency slot given back.
+            if (delay := self._backoff.pop(claim.name, 0.0)) > 0:
+                await asyncio.sleep(delay)
         except asyncio.CancelledError:
             raise
         except Exception as error:
@@ -300,6 +307,8 @@ class ClaimController:
         await self._events.record(claim_reference(claim), WARNING, "LaunchFailed", str(error)[:1000])
         if attempts >= self.config.max_launch_attempts:
             await self._claims.delete(claim.name)
+            return
+        self._backoff[claim.name] = min(30.0, self.config.launch_backoff_seconds * 2 ** (attempts - 1))
 
     async def _record_launch(self, claim: NodeClaim, instance: Instance) -> None:
         instance_type = self._catalogue().get(instance.instance_type)

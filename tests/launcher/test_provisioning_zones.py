@@ -131,6 +131,9 @@ class _Book:
     def current(self) -> Mapping[str, PodDemand]:
         return self._demand
 
+    def origin(self, uid: str) -> str | None:
+        return "extender-0" if uid in self._demand else None
+
 
 class _Catalogue:
     def get(self) -> Mapping[str, InstanceType]:
