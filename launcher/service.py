@@ -63,6 +63,8 @@ from shared.tasks import within
 log = get_logger("launcher.service")
 LEADER_LABEL = "jitnode.io/launcher-leader"
 TEMPLATE_RESYNC_SECONDS = 300.0
+# How long a plan waits for a template sync under way (a NodeClass resolves in well under this).
+PLAN_SETTLE_SECONDS = 10.0
 
 
 def read_token(path: str | None) -> str | None:
@@ -170,6 +172,7 @@ class LauncherService:
                 replan_interval=config.provisioning.replan_interval,
             ),
             nodeclass_zones=self.nodeclass_zones,
+            before_plan=self._settle_for_plan,
         )
         self.disruption = DisruptionController(
             state=self.state,
@@ -223,6 +226,13 @@ class LauncherService:
             if server.tls_cert_file
             else None
         )
+
+    async def _settle_for_plan(self) -> None:
+        """Let a template sync under way finish, and the catalogue follow its subnet zones, so a
+        plan made right after a NodePool was applied already knows where it can launch."""
+        if self.templates.syncing:
+            await self.templates.sync_settled(PLAN_SETTLE_SECONDS)
+            await self.catalogue.refresh()
 
     def nodeclass_zones(self, nodeclass: str) -> frozenset[str] | None:
         """The zones of the NodeClass's resolved subnets (None until it resolves): pools offer only these."""

@@ -196,12 +196,26 @@ class LaunchTemplates:
         failing and backing off for seconds. No sync under way: the answer is immediate.
         """
         found = self.get(nodeclass, nodepool, architecture)
-        if found is None and self._lock.locked():
+        if found is None and self.syncing:
+            await self.sync_settled(wait)
+            found = self.get(nodeclass, nodepool, architecture)
+        return found
+
+    @property
+    def syncing(self) -> bool:
+        """A sync is under way."""
+        return self._lock.locked()
+
+    async def sync_settled(self, wait: float) -> None:
+        """Return once no sync is under way (at most ``wait`` seconds; at once when none is).
+
+        The provisioner plans after this: a NodeClass being resolved right now (a NodePool applied
+        just before its first demand) then has its subnet zones known to the plan.
+        """
+        if self.syncing:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait), self._lock:
                     pass
-            found = self.get(nodeclass, nodepool, architecture)
-        return found
 
     def templates(self) -> list[WarmTemplate]:
         return list(self._index.values())

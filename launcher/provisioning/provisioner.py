@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +64,7 @@ class Provisioner:
         events: EventRecorder,
         settings: ProvisionerSettings,
         nodeclass_zones: NodeClassZones = unknown_zones,
+        before_plan: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._state = state
         self._book = book
@@ -74,6 +75,8 @@ class Provisioner:
         self._events = events
         self.settings = settings
         self._nodeclass_zones = nodeclass_zones
+        # Waits out work the plan depends on (a NodeClass resolving: its zones narrow the pools).
+        self._before_plan = before_plan
         self._reported: dict[str, str] = {}
         # Claims created but not yet seen by the informer: the next plan must count them.
         self._recent: dict[str, NodeClaim] = {}
@@ -127,6 +130,9 @@ class Provisioner:
         metrics.PENDING_DEMAND.set(len(demand))
         if not demand:
             return []
+        if self._before_plan is not None:
+            await self._before_plan()
+            demand = self._pending()
         started = time.perf_counter()
         known = self._state.nodeclaims()
         for name in [n for n in self._recent if n in known]:

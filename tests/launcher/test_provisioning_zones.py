@@ -192,6 +192,44 @@ async def test_provisioner_reports_the_zone_without_subnet_and_launches_the_rest
     assert "us-east-1c" in failed[0].message
 
 
+async def test_a_plan_waits_for_the_nodeclass_being_resolved(
+    cluster: tuple[client.ApiClient, LauncherState],
+) -> None:
+    """A NodePool applied just before its first demand: its NodeClass is still resolving when the
+    demand arrives. The plan waits for that (``before_plan``) and so knows the subnet zones."""
+    api, state = cluster
+    await client.CustomObjectsApi(api).create_cluster_custom_object(
+        API_GROUP, API_VERSION, NODEPOOL_PLURAL, nodepool_body()
+    )
+    for _ in range(200):
+        if state.nodepools():
+            break
+        await asyncio.sleep(0.02)
+    resolved = asyncio.Event()
+
+    def zones_once_resolved(nodeclass: str) -> frozenset[str] | None:
+        return subnet_zones(nodeclass) if resolved.is_set() else None
+
+    async def resolve() -> None:
+        await asyncio.sleep(0.05)  # the resolution under way
+        resolved.set()
+
+    claims = _Claims()
+    provisioner = Provisioner(
+        state=state,
+        book=_Book({"in-c": pinned("in-c", "us-east-1c")}),
+        catalogue=_Catalogue(),
+        unavailable=UnavailableOfferings(ttl=180),
+        claims=cast(ClaimController, claims),
+        writer=NodeClaimWriter(api),
+        events=EventRecorder(api, "jitnode-launcher"),
+        settings=ProvisionerSettings(),
+        nodeclass_zones=zones_once_resolved,
+        before_plan=resolve,
+    )
+    assert await provisioner.provision_once() == [], "us-east-1c has no subnet: nothing to launch there"
+
+
 def test_zones_held_by_running_replicas_of_zone_exclusive_groups() -> None:
     def replica(name: str, node: str, *, phase: str = "Running", zone_key: bool = True) -> dict[str, Any]:
         key = labels.ZONE if zone_key else labels.HOSTNAME
