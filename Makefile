@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test fuzz lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# The HTTP fuzz tests (tests/fuzz) with many more examples than CI's bounded run.
+fuzz: $(STAMP)
+	JITNODE_FUZZ_EXAMPLES=$${JITNODE_FUZZ_EXAMPLES:-2000} $(BIN)/python -m pytest -q -p no:cacheprovider -m fuzz tests/fuzz
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -110,6 +110,8 @@ class ExtenderApp:
             else:
                 passed, unresolvable = decisions.filter_nodes(args.candidate_names(), self.cache.disrupted)
                 answer = protocol.filter_result(args, passed, unresolvable=unresolvable)
+        except protocol.ProtocolError as exc:  # a node of the request that cannot be sent back
+            return self._bad_request("filter", str(exc), started)
         except Exception as exc:
             outcome = "error"
             _log.exception("extender.filter_failed", error=repr(exc))
@@ -202,7 +204,11 @@ class ExtenderApp:
             self.on_filtered(args.pod)
 
     def _requests_of(self, pod: Mapping[str, Any]) -> tuple[int, int]:
-        meta = pod.get("metadata") or {}
+        meta = pod.get("metadata")
+        if meta is None:
+            meta = {}
+        elif not isinstance(meta, Mapping):  # a 400 that names the field, not an AttributeError
+            raise ValidationError([FieldError("metadata", "expected an object")], "pod")
         key = (pod_uid(pod), str(meta.get("resourceVersion") or ""))
         cached = self._pod_requests.get(key)
         if cached is not None:

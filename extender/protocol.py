@@ -20,6 +20,7 @@ not in that shape (lower-case keys, NodeLists, bad input).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -183,21 +184,37 @@ def filter_result(
     """An ExtenderFilterResult answering ``args`` in the shape its scheduler reads back.
 
     ``failed`` nodes may become feasible by preemption; ``unresolvable`` ones cannot (a node
-    being deleted stays useless however many pods are evicted from it).
+    being deleted stays useless however many pods are evicted from it). Raises
+    :class:`ProtocolError` naming the node when a node to send back cannot be encoded.
     """
     if args.node_names is not None:
         return names_filter_result(passed, failed, unresolvable, error)
     keep = set(passed)
     assert args.nodes is not None
-    return orjson.dumps(
-        {
-            "Nodes": {"metadata": {}, "items": [n for n in args.nodes if _node_name(n) in keep]},
-            "NodeNames": None,
-            "FailedNodes": dict(failed or {}),
-            "FailedAndUnresolvableNodes": dict(unresolvable or {}),
-            "Error": error,
-        }
-    )
+    items = [n for n in args.nodes if _node_name(n) in keep]
+    try:
+        return orjson.dumps(
+            {
+                "Nodes": {"metadata": {}, "items": items},
+                "NodeNames": None,
+                "FailedNodes": dict(failed or {}),
+                "FailedAndUnresolvableNodes": dict(unresolvable or {}),
+                "Error": error,
+            }
+        )
+    except orjson.JSONEncodeError:
+        raise _unechoable(args.nodes) from None
+
+
+def _unechoable(nodes: Sequence[Mapping[str, Any]]) -> ProtocolError:
+    """The error naming the first node orjson cannot encode back (nested deeper than 255 levels:
+    orjson decodes up to 1024), found only once an answer has failed to encode."""
+    for index, node in enumerate(nodes):
+        try:
+            orjson.dumps(node)
+        except orjson.JSONEncodeError as exc:
+            return ProtocolError(f"Nodes.items[{index}]", f"cannot be sent back in the answer: {exc}")
+    return ProtocolError("Nodes", "cannot be sent back in the answer")
 
 
 def names_filter_result(
@@ -224,9 +241,10 @@ def filter_error(args: ExtenderArgs | None, error: str) -> bytes:
     It passes every candidate, so that an ignorable extender that breaks never blocks
     scheduling even if the scheduler looks at the node list before the error.
     """
-    if args is None:
-        return orjson.dumps({"NodeNames": None, "Nodes": None, "FailedNodes": {}, "Error": error})
-    return filter_result(args, args.candidate_names(), error=error)
+    if args is not None:
+        with contextlib.suppress(ProtocolError):  # a node that cannot be echoed: no list at all
+            return filter_result(args, args.candidate_names(), error=error)
+    return orjson.dumps({"NodeNames": None, "Nodes": None, "FailedNodes": {}, "Error": error})
 
 
 def priority_list(hosts: Sequence[str], scores: Sequence[int]) -> bytes:

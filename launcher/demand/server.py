@@ -81,7 +81,9 @@ class DemandServer:
             return True
         header = request.headers.get("Authorization", "")
         scheme, _, presented = header.partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), self._token)
+        # aiohttp decodes header bytes that are not UTF-8 as lone surrogates: back to those bytes.
+        token = presented.strip().encode("utf-8", "surrogateescape")
+        return scheme.lower() == "bearer" and hmac.compare_digest(token, self._token)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if not self._authorized(request):
