@@ -360,8 +360,14 @@ def start_extender(api_url: str, port: int, stream_url: str, workdir: Path) -> s
         "--log-level",
         "warning",
     ]
-    process = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.DEVNULL)
-    # Pinned before it has started any thread: threads it starts later inherit the mask.
+    return pin_to_extender_cpu(subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.DEVNULL))
+
+
+def pin_to_extender_cpu(process: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
+    """Pin a just-started extender process to :data:`EXTENDER_CPU` (where this machine has it).
+
+    Pinned before it has started any thread: threads it starts later inherit the mask.
+    """
     with contextlib.suppress(AttributeError, OSError):
         if EXTENDER_CPU in os.sched_getaffinity(0):
             os.sched_setaffinity(process.pid, {EXTENDER_CPU})

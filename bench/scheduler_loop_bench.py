@@ -30,7 +30,6 @@ import argparse
 import asyncio
 import contextlib
 import multiprocessing as mp
-import os
 import statistics
 import subprocess
 import sys
@@ -58,6 +57,7 @@ from extender_bench import (  # noqa: E402
     node_object,
     other_cpus,
     pin,
+    pin_to_extender_cpu,
     pod_object,
     sample_size,
     start_extender,
@@ -245,13 +245,9 @@ def run_once(args: LoadArgs) -> Run:
 
 def start_passthrough(port: int) -> subprocess.Popen[bytes]:
     script = str(REPO / "bench" / "passthrough_extender.py")
-    process = subprocess.Popen(
-        [sys.executable, script, str(port), PREFIX], cwd=REPO, stdout=subprocess.DEVNULL
+    return pin_to_extender_cpu(
+        subprocess.Popen([sys.executable, script, str(port), PREFIX], cwd=REPO, stdout=subprocess.DEVNULL)
     )
-    with contextlib.suppress(AttributeError, OSError):
-        if EXTENDER_CPU in os.sched_getaffinity(0):
-            os.sched_setaffinity(process.pid, {EXTENDER_CPU})
-    return process
 
 
 async def wait_listening(port: int, within: float = 30.0) -> None:

@@ -295,22 +295,31 @@ def _plugin_names(raw: object, path: str, errors: list[FieldError]) -> list[str]
     return [name for name, _ in _plugin_weights(raw, path, errors)]
 
 
-def _plugin_weights(raw: object, path: str, errors: list[FieldError]) -> list[tuple[str, int]]:
+def _named_items(raw: object, path: str, errors: list[FieldError]) -> list[tuple[str, str, dict[str, Any]]]:
+    """``(path of the item, its name, the item)`` for a list of ``{name: ..., ...}`` objects;
+    a list that is not one, or an item without a name, is an error and left out."""
     if raw is None:
         return []
     if not isinstance(raw, list):
         errors.append(FieldError(path, "must be a list"))
         return []
-    out: list[tuple[str, int]] = []
+    out: list[tuple[str, str, dict[str, Any]]] = []
     for i, item in enumerate(raw):
         name = item.get("name") if isinstance(item, dict) else None
         if not isinstance(name, str) or not name:
             errors.append(FieldError(f"{path}[{i}].name", "must be a non-empty string"))
             continue
         assert isinstance(item, dict)
+        out.append((f"{path}[{i}]", name, item))
+    return out
+
+
+def _plugin_weights(raw: object, path: str, errors: list[FieldError]) -> list[tuple[str, int]]:
+    out: list[tuple[str, int]] = []
+    for at, name, item in _named_items(raw, path, errors):
         weight = item.get("weight", 0)
         if isinstance(weight, bool) or not isinstance(weight, int) or weight < 0:
-            errors.append(FieldError(f"{path}[{i}].weight", f"{weight!r} must be a non-negative integer"))
+            errors.append(FieldError(f"{at}.weight", f"{weight!r} must be a non-negative integer"))
             weight = 0
         out.append((name, weight))
     return out
@@ -356,21 +365,11 @@ def _fit_strategy(raw: object, path: str, errors: list[FieldError]) -> tuple[str
 
 
 def _fit_resources(raw: object, path: str, errors: list[FieldError]) -> FitResources:
-    if raw is None:
-        return ()
-    if not isinstance(raw, list):
-        errors.append(FieldError(path, "must be a list"))
-        return ()
     out: list[tuple[str, int]] = []
-    for i, item in enumerate(raw):
-        name = item.get("name") if isinstance(item, dict) else None
-        if not isinstance(name, str) or not name:
-            errors.append(FieldError(f"{path}[{i}].name", "must be a non-empty string"))
-            continue
-        assert isinstance(item, dict)
+    for at, name, item in _named_items(raw, path, errors):
         weight = item.get("weight", 1)
         if isinstance(weight, bool) or not isinstance(weight, int) or not 1 <= weight <= _MAX_RESOURCE_WEIGHT:
-            errors.append(FieldError(f"{path}[{i}].weight", f"{weight!r} must be in the range [1, 100]"))
+            errors.append(FieldError(f"{at}.weight", f"{weight!r} must be in the range [1, 100]"))
             continue
         out.append((name, weight))
     return tuple(out)

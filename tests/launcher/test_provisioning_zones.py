@@ -8,7 +8,7 @@ CreateFleet cannot satisfy.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, cast
 
 import pytest
@@ -19,7 +19,7 @@ from launcher.lifecycle.controller import ClaimController
 from launcher.model import InstanceType
 from launcher.planner import plan
 from launcher.planner.offerings import UnavailableOfferings
-from launcher.provisioning.inputs import occupied_zones, pool_requirements, pool_views
+from launcher.provisioning.inputs import NodeClassZones, occupied_zones, pool_requirements, pool_views
 from launcher.provisioning.provisioner import Provisioner, ProvisionerSettings
 from launcher.state import LauncherState
 from shared import labels
@@ -156,10 +156,8 @@ async def cluster() -> AsyncIterator[tuple[client.ApiClient, LauncherState]]:
         yield api, state
 
 
-async def test_provisioner_reports_the_zone_without_subnet_and_launches_the_rest(
-    cluster: tuple[client.ApiClient, LauncherState],
-) -> None:
-    api, state = cluster
+async def _apply_pool(api: client.ApiClient, state: LauncherState) -> None:
+    """Create the test's NodePool and wait until the launcher's informer holds it."""
     await client.CustomObjectsApi(api).create_cluster_custom_object(
         API_GROUP, API_VERSION, NODEPOOL_PLURAL, nodepool_body()
     )
@@ -168,18 +166,40 @@ async def test_provisioner_reports_the_zone_without_subnet_and_launches_the_rest
             break
         await asyncio.sleep(0.02)
     assert state.nodepools()
-    claims = _Claims()
-    provisioner = Provisioner(
+
+
+def _provisioner(
+    api: client.ApiClient,
+    state: LauncherState,
+    demand: Mapping[str, PodDemand],
+    claims: _Claims,
+    *,
+    zones: NodeClassZones,
+    before_plan: Callable[[], Awaitable[None]] | None = None,
+) -> Provisioner:
+    """A provisioner over a fixed demand, handing its claims to ``claims``."""
+    return Provisioner(
         state=state,
-        book=_Book({"in-a": pinned("in-a", "us-east-1a"), "in-c": pinned("in-c", "us-east-1c")}),
+        book=_Book(demand),
         catalogue=_Catalogue(),
         unavailable=UnavailableOfferings(ttl=180),
         claims=cast(ClaimController, claims),
         writer=NodeClaimWriter(api),
         events=EventRecorder(api, "jitnode-launcher"),
         settings=ProvisionerSettings(),
-        nodeclass_zones=subnet_zones,
+        nodeclass_zones=zones,
+        before_plan=before_plan,
     )
+
+
+async def test_provisioner_reports_the_zone_without_subnet_and_launches_the_rest(
+    cluster: tuple[client.ApiClient, LauncherState],
+) -> None:
+    api, state = cluster
+    await _apply_pool(api, state)
+    claims = _Claims()
+    demand = {"in-a": pinned("in-a", "us-east-1a"), "in-c": pinned("in-c", "us-east-1c")}
+    provisioner = _provisioner(api, state, demand, claims, zones=subnet_zones)
     created = await provisioner.provision_once()
     assert [c.pods for c in created] == [("in-a",)]
     assert claims.enqueued == created
@@ -198,13 +218,7 @@ async def test_a_plan_waits_for_the_nodeclass_being_resolved(
     """A NodePool applied just before its first demand: its NodeClass is still resolving when the
     demand arrives. The plan waits for that (``before_plan``) and so knows the subnet zones."""
     api, state = cluster
-    await client.CustomObjectsApi(api).create_cluster_custom_object(
-        API_GROUP, API_VERSION, NODEPOOL_PLURAL, nodepool_body()
-    )
-    for _ in range(200):
-        if state.nodepools():
-            break
-        await asyncio.sleep(0.02)
+    await _apply_pool(api, state)
     resolved = asyncio.Event()
 
     def zones_once_resolved(nodeclass: str) -> frozenset[str] | None:
@@ -214,19 +228,8 @@ async def test_a_plan_waits_for_the_nodeclass_being_resolved(
         await asyncio.sleep(0.05)  # the resolution under way
         resolved.set()
 
-    claims = _Claims()
-    provisioner = Provisioner(
-        state=state,
-        book=_Book({"in-c": pinned("in-c", "us-east-1c")}),
-        catalogue=_Catalogue(),
-        unavailable=UnavailableOfferings(ttl=180),
-        claims=cast(ClaimController, claims),
-        writer=NodeClaimWriter(api),
-        events=EventRecorder(api, "jitnode-launcher"),
-        settings=ProvisionerSettings(),
-        nodeclass_zones=zones_once_resolved,
-        before_plan=resolve,
-    )
+    demand = {"in-c": pinned("in-c", "us-east-1c")}
+    provisioner = _provisioner(api, state, demand, _Claims(), zones=zones_once_resolved, before_plan=resolve)
     assert await provisioner.provision_once() == [], "us-east-1c has no subnet: nothing to launch there"
 
 

@@ -21,7 +21,7 @@ from localcluster.apiserver.cel.ast import (
     Select,
 )
 from localcluster.apiserver.cel.decltype import DeclType
-from localcluster.apiserver.cel.library import TIMESTAMP_ACCESSORS
+from localcluster.apiserver.cel.library import LOGICAL_OPERATORS, TIMESTAMP_ACCESSORS
 
 
 @dataclass(frozen=True, eq=False)
@@ -40,15 +40,7 @@ STRING = T("string")
 
 _BOOL_FUNCS = frozenset(
     [
-        "_==_",
-        "_!=_",
-        "_<_",
-        "_<=_",
-        "_>_",
-        "_>=_",
-        "_&&_",
-        "_||_",
-        "!_",
+        *LOGICAL_OPERATORS,
         "@in",
         "@not_strictly_false",
         "matches",

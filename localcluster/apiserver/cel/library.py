@@ -38,17 +38,22 @@ TIMESTAMP_ACCESSORS: Final = (
     "getSeconds",
 )
 
+# cel-go's comparison and logical operators: standard, and all answering a bool.
+LOGICAL_OPERATORS: Final = (
+    "_==_",
+    "_!=_",
+    "_<_",
+    "_<=_",
+    "_>_",
+    "_>=_",
+    "_&&_",
+    "_||_",
+    "!_",
+)
+
 STANDARD: Final = frozenset(
     [
-        "_==_",
-        "_!=_",
-        "_<_",
-        "_<=_",
-        "_>_",
-        "_>=_",
-        "_&&_",
-        "_||_",
-        "!_",
+        *LOGICAL_OPERATORS,
         "-_",
         "_+_",
         "_-_",
