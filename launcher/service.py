@@ -227,12 +227,15 @@ class LauncherService:
             else None
         )
 
-    async def _settle_for_plan(self) -> None:
+    async def _settle_for_plan(self) -> bool:
         """Let a template sync under way finish, and the catalogue follow its subnet zones, so a
-        plan made right after a NodePool was applied already knows where it can launch."""
-        if self.templates.syncing:
-            await self.templates.sync_settled(PLAN_SETTLE_SECONDS)
-            await self.catalogue.refresh()
+        plan made right after a NodePool was applied already knows where it can launch. True
+        when there was one to wait for."""
+        if not self.templates.syncing:
+            return False
+        await self.templates.sync_settled(PLAN_SETTLE_SECONDS)
+        await self.catalogue.refresh()
+        return True
 
     def nodeclass_zones(self, nodeclass: str) -> frozenset[str] | None:
         """The zones of the NodeClass's resolved subnets (None until it resolves): pools offer only these."""

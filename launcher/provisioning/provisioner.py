@@ -64,7 +64,7 @@ class Provisioner:
         events: EventRecorder,
         settings: ProvisionerSettings,
         nodeclass_zones: NodeClassZones = unknown_zones,
-        before_plan: Callable[[], Awaitable[None]] | None = None,
+        before_plan: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self._state = state
         self._book = book
@@ -75,7 +75,8 @@ class Provisioner:
         self._events = events
         self.settings = settings
         self._nodeclass_zones = nodeclass_zones
-        # Waits out work the plan depends on (a NodeClass resolving: its zones narrow the pools).
+        # Waits out work the plan depends on (a NodeClass resolving: its zones narrow the pools);
+        # True when it did wait, and demand is then read again.
         self._before_plan = before_plan
         self._reported: dict[str, str] = {}
         # Claims created but not yet seen by the informer: the next plan must count them.
@@ -130,8 +131,7 @@ class Provisioner:
         metrics.PENDING_DEMAND.set(len(demand))
         if not demand:
             return []
-        if self._before_plan is not None:
-            await self._before_plan()
+        if self._before_plan is not None and await self._before_plan():
             demand = self._pending()
         started = time.perf_counter()
         known = self._state.nodeclaims()

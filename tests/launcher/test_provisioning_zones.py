@@ -175,7 +175,7 @@ def _provisioner(
     claims: _Claims,
     *,
     zones: NodeClassZones,
-    before_plan: Callable[[], Awaitable[None]] | None = None,
+    before_plan: Callable[[], Awaitable[bool]] | None = None,
 ) -> Provisioner:
     """A provisioner over a fixed demand, handing its claims to ``claims``."""
     return Provisioner(
@@ -224,9 +224,10 @@ async def test_a_plan_waits_for_the_nodeclass_being_resolved(
     def zones_once_resolved(nodeclass: str) -> frozenset[str] | None:
         return subnet_zones(nodeclass) if resolved.is_set() else None
 
-    async def resolve() -> None:
+    async def resolve() -> bool:
         await asyncio.sleep(0.05)  # the resolution under way
         resolved.set()
+        return True
 
     demand = {"in-c": pinned("in-c", "us-east-1c")}
     provisioner = _provisioner(api, state, demand, _Claims(), zones=zones_once_resolved, before_plan=resolve)
