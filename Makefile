@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test fuzz lint bench clean
+.PHONY: demo test fuzz chaos lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ test: $(STAMP)
 # The HTTP fuzz tests (tests/fuzz) with many more examples than CI's bounded run.
 fuzz: $(STAMP)
 	JITNODE_FUZZ_EXAMPLES=$${JITNODE_FUZZ_EXAMPLES:-2000} $(BIN)/python -m pytest -q -p no:cacheprovider -m fuzz tests/fuzz
+
+# The fault-injection suite (tests/chaos): each fault, then the invariant check; ends with a
+# table of faults, runs and violations.
+chaos: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m chaos tests/chaos
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

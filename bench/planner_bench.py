@@ -130,7 +130,7 @@ def main() -> None:
             f"{len(result.claims)}",
             f"{result.cost_per_hour:.3f}",
             f"{result.lower_bound_per_hour:.3f}",
-            f"{result.gap:.4f}",
+            f"{result.lp_gap:.4f}",
         )
         line = " ".join(f"{c:>{w}}" for c, w in zip(cells, WIDTHS, strict=True))
         print(line + (f"   ({size - planned} pods not planned)" if planned != size else ""))

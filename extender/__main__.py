@@ -8,6 +8,7 @@ import sys
 from extender import runtime
 from extender.config import ENV_PREFIX, ExtenderConfig
 from extender.service import ExtenderService
+from shared import crashpoints
 from shared.config import config_from_args
 from shared.errors import ValidationError
 from shared.kubeclient import api_client
@@ -26,6 +27,11 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 2
     configure_logging("extender", level=config.log_level)
+    try:
+        crashpoints.configure(os.environ)
+    except crashpoints.CrashPointError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     runtime.tune_collector()
     runtime.run(_main(config))
     return 0

@@ -7,16 +7,16 @@ prioritize neutral zero scores, so kube-scheduler never sees an HTML 500 and nev
 scheduling because of us.
 
 Filter's answer path reads only the candidate names (:func:`protocol.node_names_only`) and the
-disrupted-node set, so it costs about what a passthrough costs whatever the pod. The raw body
-goes to :class:`~extender.afteranswer.AfterAnswer`, which after the answer parses it, keeps the
-parse (and, once prioritize is in use, the pod's requests) for the prioritize call that follows
-for the same pod, and hands the pod to shortfall prediction (``on_filtered``, which must only
-enqueue).
+disrupted-node set, so it costs about what a passthrough costs whatever the pod. After the
+answer is written the raw body is handed to shortfall prediction (``on_filtered``, which must
+only enqueue: :meth:`extender.predict.Predictor.offer_body`); the pod is decoded there, in the
+predictor's batches. Nothing per pod is scheduled on the event loop: on a small machine
+whatever CPU a filter call leaves behind is paid by the next call (see the README's figures).
+Prioritize parses its own body, once, and remembers the parse for a repeat of the same bytes.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final
@@ -24,7 +24,6 @@ from typing import Any, Final
 from aiohttp import web
 
 from extender import decisions, protocol
-from extender.afteranswer import AfterAnswer
 from extender.cache import ClusterCache, pod_uid
 from extender.metrics import ExtenderMetrics
 from extender.recent import RecentBodies
@@ -36,9 +35,8 @@ from shared.resources import CPU, MEMORY
 _log = get_logger(__name__)
 JSON: Final = "application/json"
 _POD_CACHE_SIZE: Final = 4096
-_AFTER_ANSWER_SIZE: Final = 4096
 
-PodCallback = Callable[[Mapping[str, Any]], None]
+BodyCallback = Callable[[bytes], None]
 
 
 class ExtenderApp:
@@ -53,7 +51,7 @@ class ExtenderApp:
         max_body_bytes: int = 16 * 2**20,
         expiry_window: float = 600.0,
         ready: Callable[[], bool] = lambda: True,
-        on_filtered: PodCallback | None = None,
+        on_filtered: BodyCallback | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.cache = cache
@@ -66,13 +64,9 @@ class ExtenderApp:
         self.clock = clock
         # (uid, resourceVersion) -> (cpu, memory): prioritize follows filter for the same pod.
         self._pod_requests: dict[tuple[str, str], tuple[int, int]] = {}
-        # prioritize usually gets the very bytes filter got for the same pod: parse them once.
+        # A full parse is remembered by its bytes: a repeat of the same body (a retry, or a
+        # prioritize after a filter that needed the full parse) is not parsed again.
         self._recent: RecentBodies[protocol.ExtenderArgs] = RecentBodies()
-        # Filter bodies (and their parse, when the answer path needed one) to read after the answer.
-        self.after_answer: AfterAnswer[tuple[bytes, protocol.ExtenderArgs | None, list[str] | None]] = (
-            AfterAnswer(self._after_filter, size=_AFTER_ANSWER_SIZE, dropped=metrics.after_answer_dropped)
-        )
-        self._prioritizing = False  # set by the first prioritize call: then filter's pods get requests
 
     def build(self) -> web.Application:
         # aiohttp refuses bigger bodies with 413 before we see them; we turn that into our 400.
@@ -82,11 +76,7 @@ class ExtenderApp:
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
         app.router.add_get("/metrics", self.metrics_handler)
-        app.on_cleanup.append(self._stop_after_answer)
         return app
-
-    async def _stop_after_answer(self, app: web.Application) -> None:
-        await self.after_answer.stop()
 
     # Extender verbs -----------------------------------------------------------------------
 
@@ -121,15 +111,15 @@ class ExtenderApp:
             else:
                 answer = protocol.filter_error(args, error)
         response = self._answer("filter", outcome, answer, started)
-        # On the wire first: only then is the pod read (prediction, demand, prioritize's parse).
+        # On the wire first: only then is the pod handed on (prediction decodes it in its batch).
         await response.prepare(request)
         await response.write_eof()
-        self.after_answer.offer((body, args, names))
+        if self.on_filtered is not None:
+            self.on_filtered(body)
         return response
 
     async def prioritize(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
-        self._prioritizing = True
         body, problem = await self._read_body(request)
         if body is None:
             return self._bad_request("prioritize", problem, started)
@@ -181,27 +171,6 @@ class ExtenderApp:
             return None, str(exc)
         self._recent.put(body, args)
         return args, ""
-
-    def _after_filter(self, item: tuple[bytes, protocol.ExtenderArgs | None, list[str] | None]) -> None:
-        """After filter's answer: parse its pod once, ready for prioritize, and offer it to prediction."""
-        body, args, names = item
-        if args is None:
-            args = self._recent.get(body)
-        if args is None and names is not None:
-            pod = protocol.pod_only(body)  # the names are decoded already
-            if pod is not None:
-                args = protocol.ExtenderArgs(pod=pod, node_names=names, nodes=None)
-                self._recent.put(body, args)
-        if args is None:
-            args, problem = self._parse(body)
-            if args is None:  # answered from its names; the pod itself is unreadable
-                _log.warning("extender.unreadable_filtered_pod", problem=problem)
-                return
-        if self._prioritizing:  # prioritize answers a pod with bad quantities 400 itself
-            with contextlib.suppress(FieldError, ValidationError, TypeError, ValueError, AttributeError):
-                self._requests_of(args.pod)
-        if self.on_filtered is not None:
-            self.on_filtered(args.pod)
 
     def _requests_of(self, pod: Mapping[str, Any]) -> tuple[int, int]:
         meta = pod.get("metadata")

@@ -67,6 +67,8 @@ class Usage:
 class PodRecord:
     node_name: str
     requests: Resources
+    namespace: str = "default"
+    labels: Mapping[str, str] = field(default_factory=dict)  # what spread and affinity selectors match
 
 
 def _parse_time(value: object) -> float | None:
@@ -200,7 +202,14 @@ class ClusterCache:
             return
         if previous is not None:
             self._account(previous, -1)
-        record = PodRecord(node_name=node_name, requests=requests)
+        meta = pod.get("metadata") or {}
+        raw_labels = meta.get("labels")
+        record = PodRecord(
+            node_name=node_name,
+            requests=requests,
+            namespace=str(meta.get("namespace") or "default"),
+            labels=raw_labels if isinstance(raw_labels, Mapping) else {},
+        )
         self.pods[uid] = record
         self._account(record, +1)
         self.version += 1

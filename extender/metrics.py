@@ -58,12 +58,7 @@ class ExtenderMetrics:
         )
         self.predictions_dropped = Counter(
             "jitnode_extender_predictions_dropped",
-            "Filter calls whose shortfall prediction was skipped because the queue was full.",
-            registry=self.registry,
-        )
-        self.after_answer_dropped = Counter(
-            "jitnode_extender_after_answer_dropped",
-            "Filtered pods dropped unread (no prediction) because the work after the answers fell behind.",
+            "Filtered pods not read for shortfall prediction because its queue was full (the oldest go).",
             registry=self.registry,
         )
         self.tls_reloads = Counter(

@@ -1,14 +1,20 @@
 """Shortfall prediction: demand for a pod shape before any pod of that shape fails to schedule.
 
-Filter hands each pod to :meth:`Predictor.offer` after its answer is written, and offer only
-enqueues. In the background, for each pod's shape (requests, node requirements, tolerations)
-the predictor counts how many more such pods fit on every node that could host one (not only
-the scheduler's sample of candidates), caching that per shape against the cache version. When
-placing the pods it is tracking would leave less than ``headroom`` room, it reports up to the
-shortfall of those pods as ``predicted`` demand, so a node boots while they still fit. When a
-node joins or pods go and the room comes back, or the prediction is older than ``ttl``, it
-withdraws them. Re-evaluation after cache changes is rate limited, and long room counts yield
-to the event loop so the request path keeps its latency budget.
+Filter hands each request body to :meth:`Predictor.offer_body` after its answer is written, and
+that only appends: the pod is decoded here, in batches that gather a few milliseconds of filter
+calls, so the calls leave no work of their own on the event loop. For each pod's shape
+(requests, node requirements, tolerations) the predictor counts how many more such pods fit on
+every node that could host one (not only the scheduler's sample of candidates), caching that
+per shape against the cache version. A pod with a hard topology spread or required pod
+(anti-)affinity is a shape of its own (its constraints, namespace and labels are part of the
+key) judged node by node with those constraints (``interpod``), so room the constraints forbid
+is not counted. When placing the pods it is tracking would leave less than
+``headroom`` room, it reports up to the shortfall of those pods as ``predicted`` demand, so a
+node boots while they still fit. When a node joins or pods go and the room comes back, or the
+prediction is older than ``ttl``, it withdraws them. Re-evaluation after cache changes is rate
+limited, and batches and long room counts yield to the event loop every fraction of a
+millisecond so the request path keeps its latency budget. A pod whose shape has ample room at
+the current cache version costs a decode and a few lookups.
 """
 
 from __future__ import annotations
@@ -16,13 +22,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 import orjson
 
-from extender import decisions
+from extender import decisions, interpod, protocol
 from extender.cache import ClusterCache, NodeState, pod_uid
 from extender.demand import PREDICTED, UNSCHEDULABLE, DemandTracker
 from extender.keys import STARTUP_TAINTS
@@ -41,6 +48,7 @@ _PER_NODE_KEYS: Final = frozenset({labels.HOSTNAME, labels.NODECLAIM, NODE_NAME_
 _NODES_PER_SLICE: Final = 128  # ~0.3 ms of counting between yields to the request path
 _MAX_SHAPES: Final = 4096
 _COALESCE: Final = 0.005
+_SLICE_SECONDS: Final = 0.0002  # a batch yields to waiting requests this often
 
 ShapeKey = tuple[Any, ...]
 
@@ -49,12 +57,13 @@ ShapeKey = tuple[Any, ...]
 class Shape:
     needs: SchedulingNeeds
     per_node: bool
+    constraints: interpod.Constraints | None = None
     # uid -> (the pod, when predicted demand for it was first reported)
     members: dict[str, tuple[Mapping[str, Any], float]] = field(default_factory=dict)
 
 
-def shape_key(needs: SchedulingNeeds) -> ShapeKey:
-    return (needs.requests, needs.requirements, needs.tolerations)
+def shape_key(needs: SchedulingNeeds, constraints: interpod.Constraints | None = None) -> ShapeKey:
+    return (needs.requests, needs.requirements, needs.tolerations, constraints)
 
 
 class Predictor:
@@ -82,6 +91,8 @@ class Predictor:
         self.queue_size = queue_size
         # Pods waiting for prediction by uid: a pod filtered again before we got to it counts once.
         self._pending: dict[str, Mapping[str, Any]] = {}
+        # Filter bodies not yet decoded, oldest first (bounded like ``_pending``).
+        self._bodies: deque[bytes] = deque()
         self._wake = asyncio.Event()
         # (uid, resourceVersion) -> cache version it was last judged at: unchanged means skip.
         self._judged: dict[tuple[str, str], int] = {}
@@ -106,10 +117,23 @@ class Predictor:
         self._pending[uid] = pod
         self._wake.set()
 
+    def offer_body(self, body: bytes) -> None:
+        """Queue a filter request's body (ExtenderArgs) as it came; constant time, never fails.
+
+        When the queue is full the oldest body is dropped (and counted): the newest pods are the
+        ones still being scheduled."""
+        bodies = self._bodies
+        if len(bodies) >= self.queue_size:
+            bodies.popleft()
+            if self._metrics is not None:
+                self._metrics.predictions_dropped.inc()
+        bodies.append(body)
+        self._wake.set()
+
     @property
     def backlog(self) -> int:
         """Pods offered and not yet judged."""
-        return len(self._pending)
+        return len(self._pending) + len(self._bodies)
 
     # Lifecycle ----------------------------------------------------------------------------
 
@@ -129,17 +153,31 @@ class Predictor:
             # Let a burst of filter calls gather: one pass then serves many of them.
             await asyncio.sleep(_COALESCE)
             self._wake.clear()
-            batch, self._pending = self._pending, {}
             try:
-                for uid, pod in batch.items():
+                sliced = time.perf_counter()
+                for uid, pod in self._drain():
                     await self._consider(uid, pod)
-                    await asyncio.sleep(0)  # an extender call waiting meanwhile is answered first
+                    if time.perf_counter() - sliced >= _SLICE_SECONDS:
+                        await asyncio.sleep(0)  # an extender call waiting meanwhile is answered first
+                        sliced = time.perf_counter()
                 if self._predicting() and (self.cache.version != self._checked_version or self._expiring()):
                     await self.recheck()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 _log.exception("predict.failed", error=repr(exc))
+
+    def _drain(self) -> Iterator[tuple[str, Mapping[str, Any]]]:
+        """Everything offered so far as (uid, pod); bodies are decoded one at a time as the
+        caller reaches them, so a long backlog is decoded between its yields, not in one go.
+        A pod offered twice comes twice: ``_consider`` skips the repeat in one lookup."""
+        pending, self._pending = self._pending, {}
+        bodies, self._bodies = self._bodies, deque()
+        yield from pending.items()
+        for body in bodies:
+            pod = filtered_pod(body)
+            if pod is not None:
+                yield pod_uid(pod), pod
 
     # Evaluation ---------------------------------------------------------------------------
 
@@ -157,11 +195,16 @@ class Predictor:
         needs = self._needs(uid, pod)
         if needs is None:
             return
-        key = shape_key(needs)
-        if key not in self._shapes:
+        constraints = interpod.Constraints.of(pod)
+        key = shape_key(needs, constraints)
+        shape = self._shapes.get(key)
+        if shape is None:
             per_node = any(k in _PER_NODE_KEYS for r in needs.requirements for k in r.keys())  # noqa: SIM118 (Requirements.keys(), not a dict)
-            self._shapes[key] = Shape(needs=needs, per_node=per_node)
-        shape = self._shapes[key]
+            shape = self._shapes[key] = Shape(needs, per_node or constraints is not None, constraints)
+        elif not shape.members:
+            room = self._rooms.get(key)
+            if room is not None and room[0] == self.cache.version and room[1] > self.headroom:
+                return  # room for this pod with headroom to spare, nothing predicted: no change
         await self._evaluate(key, shape, candidate=(uid, pod))
 
     def _needs(self, uid: str, pod: Mapping[str, Any]) -> SchedulingNeeds | None:
@@ -248,6 +291,8 @@ class Predictor:
             self._shapes.pop(key, None)
 
     async def _room(self, shape: Shape) -> int:
+        if shape.constraints is not None:
+            return await self._constrained_room(shape, shape.constraints)
         needs = shape.needs
         requests = needs.requests
         room = 0
@@ -267,11 +312,41 @@ class Predictor:
                     await asyncio.sleep(0)  # keep the request path responsive
         return room
 
-    @staticmethod
-    def _eligible(needs: SchedulingNeeds, state: NodeState) -> bool:
+    async def _constrained_room(self, shape: Shape, constraints: interpod.Constraints) -> int:
+        """Room under the pod's spread and affinity: every node is read (domains and the pods
+        in them count even where the pod cannot go), with the pods bound to it."""
+        needs = shape.needs
+        bound: dict[str, list[interpod.PodKey]] = {}
+        for record in self.cache.pods.values():
+            bound.setdefault(record.node_name, []).append((record.namespace, record.labels))
+        views: list[interpod.NodeView] = []
+        for counted, state in enumerate(self.cache.nodes.values(), start=1):
+            usable = not (state.disrupted or state.cordoned)
+            fit = decisions.fit_count(needs.requests, self.cache.free(state.name)) if usable else 0
+            node_labels = {**state.labels, NODE_NAME_FIELD: state.name}
+            views.append(
+                interpod.NodeView(
+                    state.name,
+                    state.labels,
+                    fit,
+                    any(req.matches(node_labels) for req in needs.requirements),
+                    self._tolerated(needs, state),
+                    bound.get(state.name, ()),
+                )
+            )
+            if counted % _NODES_PER_SLICE == 0:
+                await asyncio.sleep(0)  # keep the request path responsive
+        return interpod.room(constraints, views)
+
+    @classmethod
+    def _eligible(cls, needs: SchedulingNeeds, state: NodeState) -> bool:
         node_labels = {**state.labels, NODE_NAME_FIELD: state.name}
         if not any(req.matches(node_labels) for req in needs.requirements):
             return False
+        return cls._tolerated(needs, state)
+
+    @staticmethod
+    def _tolerated(needs: SchedulingNeeds, state: NodeState) -> bool:
         try:
             taints = parse_taints(
                 [t for t in state.taints if t.get("key") not in STARTUP_TAINTS], "spec.taints"
@@ -279,3 +354,18 @@ class Predictor:
         except (FieldError, ValidationError):
             return False
         return not untolerated_taints(needs.tolerations, taints)
+
+
+def filtered_pod(body: bytes) -> Mapping[str, Any] | None:
+    """The pod of a filter body; None (logged) when it is unreadable.
+
+    The answer was given from the candidate names alone, so this is where a pod kube-scheduler
+    would never send is found out."""
+    pod: Mapping[str, Any] | None = protocol.pod_only(body)
+    if pod is None:
+        try:
+            pod = protocol.parse_args(body).pod
+        except protocol.ProtocolError as exc:
+            _log.warning("extender.unreadable_filtered_pod", problem=str(exc))
+            return None
+    return pod

@@ -102,7 +102,7 @@ class ExtenderService:
             max_body_bytes=config.server.max_body_bytes,
             expiry_window=config.expiry_window,
             ready=self.ready,
-            on_filtered=self.predictor.offer if config.prediction.enabled else None,
+            on_filtered=self.predictor.offer_body if config.prediction.enabled else None,
         )
         self.heap = HeapFreezer(self.synced, interval=config.heap_freeze_interval) if manage_heap else None
         self._runner: web.AppRunner | None = None

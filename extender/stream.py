@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import os
 import ssl
+import struct
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -21,6 +24,7 @@ import aiohttp
 
 from extender.metrics import ExtenderMetrics
 from shared.backoff import Backoff
+from shared.crashpoints import STREAM_PARTIAL_FRAME, crash_point
 from shared.demand import Heartbeat, Message, PodDemand, Snapshot, Upsert, Withdraw, decode, encode
 from shared.errors import FieldError, ValidationError
 from shared.logs import get_logger
@@ -180,7 +184,9 @@ class DemandStream:
 
     async def _flush(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         while self._pending:
-            await ws.send_bytes(encode(self._pending[0]))
+            data = encode(self._pending[0])
+            crash_point(STREAM_PARTIAL_FRAME, functools.partial(write_partial_frame, ws, data))
+            await ws.send_bytes(data)
             self._pending.popleft()
 
     async def _receive(self, ws: aiohttp.ClientWebSocketResponse) -> None:
@@ -211,3 +217,36 @@ class DemandStream:
                     continue
                 if isinstance(message, Heartbeat) and message.interval is not None:
                     peer_interval = message.interval
+
+
+def masked_frame(payload: bytes) -> tuple[bytes, int]:
+    """One unfragmented binary WebSocket frame as a client sends it, and its header's length.
+
+    Masked, as RFC 6455 requires of a client; uncompressed, which permessage-deflate allows
+    for any single message.
+    """
+    length = len(payload)
+    if length < 126:
+        header = struct.pack("!BB", 0x82, 0x80 | length)
+    elif length < 2**16:
+        header = struct.pack("!BBH", 0x82, 0x80 | 126, length)
+    else:
+        header = struct.pack("!BBQ", 0x82, 0x80 | 127, length)
+    mask = os.urandom(4)
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return header + mask + masked, len(header) + len(mask)
+
+
+def write_partial_frame(ws: aiohttp.ClientWebSocketResponse, payload: bytes) -> None:
+    """Put the header and half the payload of ``payload``'s frame straight on ``ws``'s socket.
+
+    For the :data:`~shared.crashpoints.STREAM_PARTIAL_FRAME` crash point: aiohttp writes only
+    whole frames. Best effort, and blocking-free (a few bytes on an idle socket): the process
+    dies right after.
+    """
+    sock = ws.get_extra_info("socket")
+    if sock is None:
+        return
+    frame, header = masked_frame(payload)
+    with contextlib.suppress(OSError):
+        os.write(sock.fileno(), frame[: header + len(payload) // 2])

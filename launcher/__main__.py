@@ -9,6 +9,7 @@ import sys
 from launcher.aws.session import AWSClients, AWSSettings
 from launcher.config import ENV_PREFIX, LauncherConfig
 from launcher.service import LauncherService
+from shared import crashpoints
 from shared.config import config_from_args
 from shared.errors import ValidationError
 from shared.kubeclient import api_client
@@ -37,6 +38,11 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 2
     configure_logging("launcher", level=config.log_level, fmt=config.log_format)
+    try:
+        crashpoints.configure(os.environ)
+    except crashpoints.CrashPointError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     asyncio.run(run(config))
     return 0
 

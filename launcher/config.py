@@ -64,6 +64,13 @@ class ProvisioningSettings:
     coalesce_idle: Seconds = field(default=0.05, metadata={"help": "plan this long after a change"})
     coalesce_max: Seconds = field(default=1.0, metadata={"help": "but no later than this after the first"})
     replan_interval: Seconds = field(default=10.0, metadata={"help": "re-plan while demand is pending"})
+    exact_plan_seconds: Seconds = field(
+        default=0.08,
+        metadata={"help": "solver time a pool to plan a few pods exactly (0: packing heuristic only)"},
+    )
+    exact_plan_max_pods: int = field(
+        default=64, metadata={"help": "pools with more pods to place keep the packing heuristic's plan"}
+    )
     watch_pods: bool = field(
         default=True,
         metadata={

@@ -18,7 +18,21 @@ FLEET_SECONDS = Histogram(
 )
 LAUNCHES = Counter("jitnode_launcher_launches_total", "CreateFleet calls by outcome", ["outcome"])
 PLAN_COST = Gauge("jitnode_launcher_plan_cost_per_hour", "Cost per hour of the last plan's new claims")
-PLAN_GAP = Gauge("jitnode_launcher_plan_gap_ratio", "Last plan's cost divided by its LP lower bound")
+PLAN_GAP = Gauge(
+    "jitnode_launcher_plan_gap_ratio",
+    "Last plan's cost over the best lower bound known: the exact optimum when proven, else the LP bound",
+)
+PLAN_GAPS = Histogram(
+    "jitnode_launcher_plan_gap",
+    "Each plan's cost over the best lower bound known (1 is proven optimal)",
+    buckets=(1.0, 1.00001, 1.001, 1.005, 1.01, 1.02, 1.05, 1.1, 1.25, 1.5, 2.0),
+)
+EXACT_PLANS = Counter(
+    "jitnode_launcher_exact_plans_total",
+    "Pools of plans by what the exact solver did: optimal (proven), improved (cheaper, unproven), "
+    "timeout, rejected (its plan failed a check) or skipped (too many pods)",
+    ["outcome"],
+)
 PLAN_SECONDS = Histogram(
     "jitnode_launcher_plan_seconds",
     "Time to plan once",

@@ -38,7 +38,7 @@ from launcher.aws.provider import AWSCloudProvider
 from launcher.aws.session import AWSClients, pricing_region
 from launcher.aws.templates import LaunchTemplates
 from launcher.aws.userdata import ClusterInfo
-from launcher.config import LauncherConfig
+from launcher.config import LauncherConfig, ProvisioningSettings
 from launcher.demand.book import DemandBook
 from launcher.demand.podwatch import PodWatchDemand
 from launcher.demand.server import DemandServer
@@ -50,6 +50,7 @@ from launcher.lifecycle.collector import LeakCollector
 from launcher.lifecycle.controller import ClaimController, LifecycleConfig
 from launcher.lifecycle.instances import InstanceIndex
 from launcher.model import InstanceType
+from launcher.planner.exact import ExactSettings
 from launcher.planner.offerings import UnavailableOfferings
 from launcher.provider import CloudProvider
 from launcher.provisioning.provisioner import Provisioner, ProvisionerSettings
@@ -72,6 +73,13 @@ def read_token(path: str | None) -> str | None:
     if not path:
         return None
     return Path(path).read_text().strip() or None
+
+
+def exact_settings(provisioning: ProvisioningSettings) -> ExactSettings | None:
+    """When the planner solves a pool's new claims exactly, from the configuration (None: never)."""
+    if provisioning.exact_plan_seconds <= 0 or provisioning.exact_plan_max_pods <= 0:
+        return None
+    return ExactSettings(seconds=provisioning.exact_plan_seconds, max_pods=provisioning.exact_plan_max_pods)
 
 
 def identity(configured: str) -> str:
@@ -170,6 +178,7 @@ class LauncherService:
                 coalesce_idle=config.provisioning.coalesce_idle,
                 coalesce_max=config.provisioning.coalesce_max,
                 replan_interval=config.provisioning.replan_interval,
+                exact=exact_settings(config.provisioning),
             ),
             nodeclass_zones=self.nodeclass_zones,
             before_plan=self._settle_for_plan,

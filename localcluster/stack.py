@@ -50,6 +50,46 @@ def free_port() -> int:
         return port
 
 
+def cluster_settings(cluster: LocalCluster, name: str) -> ClusterSettings:
+    """The launcher's view of the local cluster ``name`` (its kubeconfig and a dummy CA)."""
+    return ClusterSettings(
+        name=name,
+        endpoint=cluster.api_url,
+        certificate_authority="bG9jYWxjbHVzdGVyLWNh",  # base64 "localcluster-ca"
+        kubeconfig=str(cluster.kubeconfig_path),
+    )
+
+
+def aws_config(cluster: LocalCluster, instance_types: tuple[str, ...] = ()) -> AWSConfig:
+    """moto's EC2 for the launcher; moto has no Pricing API, so the bundled price table at once."""
+    return AWSConfig(
+        region=cluster.ec2.region,
+        endpoint_url=cluster.ec2.endpoint,
+        pricing_api=False,
+        instance_types=instance_types,
+    )
+
+
+def extender_config(
+    cluster: LocalCluster,
+    port: int,
+    stream_url: str,
+    source: str,
+    *,
+    prediction: bool = True,
+    shutdown_grace: float = 2.0,
+) -> ExtenderConfig:
+    """An extender replica on ``port`` streaming to ``stream_url`` (``ws://.../v1/demand``)."""
+    return ExtenderConfig(
+        server=ServerConfig(
+            host="127.0.0.1", port=port, prefix=EXTENDER_PREFIX, shutdown_grace=shutdown_grace
+        ),
+        stream=StreamConfig(url=stream_url, source=source),
+        prediction=PredictionConfig(enabled=prediction),
+        kubeconfig=str(cluster.kubeconfig_path),
+    )
+
+
 def scheduler_configuration(extender_url: str, *, prioritize: bool = False) -> str:
     """The shipped KubeSchedulerConfiguration (``manifests/scheduler/config.yaml``) for the local
     cluster: its profile scores exactly as shipped, renamed ``default-scheduler`` so every pod
@@ -86,6 +126,11 @@ class StackSettings:
     leak_interval: float = 60.0
     leader_election: bool = True
     seed: int | None = 0
+    # The launcher's catalogue (empty: every type EC2 offers, ~5 s to load from moto; a few
+    # types load in a fraction of a second).
+    instance_types: tuple[str, ...] = ()
+    # The launcher's AWS read timeout (a fault test makes EC2 answer slower than it).
+    aws_read_timeout: float = AWSSettings.read_timeout
 
 
 class JitnodeStack:
@@ -112,17 +157,9 @@ class JitnodeStack:
 
     def launcher_config(self) -> LauncherConfig:
         return LauncherConfig(
-            cluster=ClusterSettings(
-                name=self.settings.cluster,
-                endpoint=self.cluster.api_url,
-                certificate_authority="bG9jYWxjbHVzdGVyLWNh",  # base64 "localcluster-ca"
-                kubeconfig=str(self.cluster.kubeconfig_path),
-            ),
+            cluster=cluster_settings(self.cluster, self.settings.cluster),
             server=ServerSettings(host="127.0.0.1", port=self.launcher_port, shutdown_grace=2.0),
-            # moto has no Pricing API: use the bundled price table straight away.
-            aws=AWSConfig(
-                region=self.cluster.ec2.region, endpoint_url=self.cluster.ec2.endpoint, pricing_api=False
-            ),
+            aws=aws_config(self.cluster, self.settings.instance_types),
             provisioning=ProvisioningSettings(
                 registration_timeout=self.settings.registration_timeout,
                 leak_grace=self.settings.leak_grace,
@@ -140,16 +177,8 @@ class JitnodeStack:
         )
 
     def extender_config(self, launcher_url: str) -> ExtenderConfig:
-        return ExtenderConfig(
-            server=ServerConfig(
-                host="127.0.0.1", port=self.extender_port, prefix=EXTENDER_PREFIX, shutdown_grace=2.0
-            ),
-            stream=StreamConfig(
-                url=launcher_url.replace("http", "ws", 1) + "/v1/demand", source="extender-0"
-            ),
-            prediction=PredictionConfig(enabled=True),
-            kubeconfig=str(self.cluster.kubeconfig_path),
-        )
+        stream_url = launcher_url.replace("http", "ws", 1) + "/v1/demand"
+        return extender_config(self.cluster, self.extender_port, stream_url, "extender-0")
 
     async def start(self) -> None:
         """The cluster, then the launcher until it is ready and leads, then the extender.
@@ -180,6 +209,7 @@ class JitnodeStack:
                 endpoint_url=self.cluster.ec2.endpoint,
                 aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
                 aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+                read_timeout=self.settings.aws_read_timeout,
             )
         )
         self.launcher = LauncherService(self.launcher_config(), self.api, clients)

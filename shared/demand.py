@@ -26,11 +26,24 @@ A ``PodDemand`` object::
      "tolerations": [Toleration...], "priority": int,
      "owner": {"kind": str, "name": str} | null,
      "firstSeen": float, "reason": "unschedulable" | "predicted",
-     "exclusive": str, "exclusiveZone": true}                        # optional, see below
+     "exclusive": str, "exclusiveZone": true,                        # optional, see below
+     "labels": {str: str},
+     "topologySpread": [SpreadConstraint...],                        # shared.topologyspread
+     "podAffinity": [PodAffinityTerm...], "podAntiAffinity": [PodAffinityTerm...]}
 
 ``exclusive`` (absent when none) names the group of pods that may not share a node, because
 a required pod anti-affinity term of theirs selects themselves (see ``shared.podaffinity``);
 ``exclusiveZone`` (absent when false) says they may not share a zone either.
+
+The last four (each absent when empty) let the planner place pods as kube-scheduler's
+PodTopologySpread and InterPodAffinity filters will judge them: the pod's labels (what other
+pods' selectors match), its topology spread constraints with ``matchLabelKeys`` already folded
+into the selector (``{"topologyKey", "maxSkew", "whenUnsatisfiable", "selector",
+"minDomains"?, "nodeAffinityPolicy"?, "nodeTaintsPolicy"?}``), and its required pod affinity
+and anti-affinity terms with their namespaces resolved (``{"topologyKey", "selector",
+"namespaces"}``, ``null`` namespaces: every namespace). A selector is a list of
+``{"key", "operator", "values"}`` label requirements, ``null`` when it selects no pod. A
+sender that predates them sends none, and the receiver then plans the pod as before.
 
 An empty ``requirements`` list means no node can take the pod; ``[[]]`` means any node can.
 Receivers ignore fields they do not know (so a field can be added without a version bump) and
@@ -41,7 +54,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Final, Literal, TypeAlias, TypeVar, get_args
 
@@ -49,9 +62,11 @@ import orjson
 
 from shared import podaffinity, pods
 from shared.errors import FieldError, ValidationError
+from shared.podaffinity import PodAffinityTerm
 from shared.requirements import Requirements
 from shared.resources import Resources
 from shared.taints import Toleration, parse_tolerations
+from shared.topologyspread import SpreadConstraint, pod_spread_constraints
 
 DEMAND_API_VERSION: Final = "jitnode.io/demand/v1"
 T = TypeVar("T")
@@ -77,21 +92,40 @@ class PodDemand:
     reason: Reason
     exclusive: str | None = None  # pods with the same key may not share a node
     exclusive_zone: bool = False  # ... nor a zone
+    labels: Mapping[str, str] = field(default_factory=dict, hash=False)
+    spread: tuple[SpreadConstraint, ...] = ()  # topology spread constraints
+    affinity: tuple[PodAffinityTerm, ...] = ()  # required pod affinity terms
+    anti_affinity: tuple[PodAffinityTerm, ...] = ()  # required pod anti-affinity terms
+
+    @property
+    def constrained(self) -> bool:
+        """Whether where the pod may run depends on other pods (spread, affinity, anti-affinity)."""
+        return bool(self.spread or self.affinity or self.anti_affinity)
 
     @classmethod
     def from_pod(cls, pod: Mapping[str, Any], reason: Reason, first_seen: float) -> PodDemand:
         """The demand of an API pod; raises ValidationError on a pod kube-scheduler would reject."""
         needs = pods.scheduling_needs(pod)
-        try:
-            group = podaffinity.exclusive_group(pod)
-        except FieldError as exc:
-            raise ValidationError([exc], "pod") from None
         meta = pod.get("metadata")
         meta = meta if isinstance(meta, Mapping) else {}
+        namespace = str(meta.get("namespace") or "default")
+        spec = pod.get("spec")
+        spec = spec if isinstance(spec, Mapping) else {}
+        try:
+            group = podaffinity.exclusive_group(pod)
+            spread = pod_spread_constraints(pod)
+            affinity = podaffinity.required_terms(spec, "podAffinity", namespace)
+            anti_affinity = podaffinity.required_terms(spec, "podAntiAffinity", namespace)
+        except FieldError as exc:
+            raise ValidationError([exc], "pod") from None
+        raw_labels = meta.get("labels")
+        pod_labels = (
+            {str(k): str(v) for k, v in raw_labels.items()} if isinstance(raw_labels, Mapping) else {}
+        )
         controller = pods.owner(pod)
         return cls(
             uid=pods.pod_uid(pod),
-            namespace=str(meta.get("namespace") or "default"),
+            namespace=namespace,
             name=str(meta.get("name") or ""),
             requests=needs.requests,
             requirements=needs.requirements,
@@ -103,6 +137,10 @@ class PodDemand:
             reason=reason,
             exclusive=group.key if group else None,
             exclusive_zone=group.per_zone if group else False,
+            labels=pod_labels,
+            spread=spread,
+            affinity=affinity,
+            anti_affinity=anti_affinity,
         )
 
     @property
@@ -131,6 +169,14 @@ class PodDemand:
             wire["exclusive"] = self.exclusive
         if self.exclusive_zone:
             wire["exclusiveZone"] = True
+        if self.labels:
+            wire["labels"] = dict(self.labels)
+        if self.spread:
+            wire["topologySpread"] = [c.to_wire() for c in self.spread]
+        if self.affinity:
+            wire["podAffinity"] = [t.to_wire() for t in self.affinity]
+        if self.anti_affinity:
+            wire["podAntiAffinity"] = [t.to_wire() for t in self.anti_affinity]
         return wire
 
     @classmethod
@@ -173,6 +219,10 @@ class PodDemand:
             r.error(f"{path}.exclusiveZone", f"expected a boolean, got {_kind(exclusive_zone)}")
         elif exclusive_zone and exclusive is None:
             r.error(f"{path}.exclusiveZone", "set without exclusive")
+        pod_labels = r.string_map(obj, "labels", path)
+        spread = r.items(obj, "topologySpread", path, SpreadConstraint.from_wire)
+        affinity = r.items(obj, "podAffinity", path, PodAffinityTerm.from_wire)
+        anti_affinity = r.items(obj, "podAntiAffinity", path, PodAffinityTerm.from_wire)
         r.done("demand")
         return cls(
             uid=uid,
@@ -188,6 +238,10 @@ class PodDemand:
             reason=reason,  # type: ignore[arg-type]  # checked against REASONS above
             exclusive=exclusive,
             exclusive_zone=exclusive_zone is True,
+            labels=pod_labels,
+            spread=spread,
+            affinity=affinity,
+            anti_affinity=anti_affinity,
         )
 
 
@@ -341,6 +395,27 @@ class _Reader:
             return value
         self.error(_join(path, key), "is required" if not value else f"expected a string, got {_kind(value)}")
         return ""
+
+    def string_map(self, obj: Mapping[str, Any], key: str, path: str) -> dict[str, str]:
+        """An optional object of strings (absent: empty)."""
+        value = obj.get(key)
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping) or not all(isinstance(v, str) for v in value.values()):
+            self.error(_join(path, key), f"expected an object of strings, got {_kind(value)}")
+            return {}
+        return dict(value)
+
+    def items(
+        self, obj: Mapping[str, Any], key: str, path: str, parse: Callable[[object, str], T]
+    ) -> tuple[T, ...]:
+        """An optional list, each item parsed by ``parse(item, its path)`` (absent: empty)."""
+        out: list[T] = []
+        for i, item in enumerate(self.array(obj, key, path)):
+            parsed = self.run(partial(parse, item, f"{_join(path, key)}[{i}]"))
+            if parsed is not None:
+                out.append(parsed)
+        return tuple(out)
 
     def integer(self, obj: Mapping[str, Any], key: str, path: str, *, minimum: int | None = None) -> int:
         value = obj.get(key)

@@ -9,9 +9,10 @@ and launching again for every replica the scheduler then refuses. When the key i
 (``ExclusiveGroup.per_zone``), it also gives each new node of the group a zone of its own that no
 running replica holds, since launching into a taken zone would never help.
 
-Required pod affinity, anti-affinity against other workloads and hard topology spread are not
-simulated; :func:`hard_inter_pod_constraint` says a pod has one, so that consolidation, which
-would otherwise move it by resources alone, leaves its node alone.
+The planner handles required pod affinity and anti-affinity against other workloads from the
+terms themselves (``launcher.planner.topology``); consolidation does not simulate them, so
+:func:`hard_inter_pod_constraint` says a pod has one and consolidation, which would otherwise
+move it by resources alone, leaves its node alone.
 
 Terms are parsed once, here, into :class:`PodAffinityTerm` (:func:`required_terms`): the planner's
 key and the local cluster's emulated InterPodAffinity filter read the same parse.
@@ -25,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from shared.errors import FieldError
+from shared.errors import FieldError, ValidationError
 from shared.labels import ZONE
 from shared.requirements import Requirement, Requirements, parse_requirement_list
 
@@ -70,6 +71,34 @@ class PodAffinityTerm:
         if self.namespaces is not None and namespace not in self.namespaces:
             return False
         return self.selector.matches(labels)
+
+    def to_wire(self) -> dict[str, Any]:
+        """The term as the demand stream carries it (``shared.demand``): plain JSON."""
+        return {
+            "topologyKey": self.topology_key,
+            "selector": None if self.selector is None else self.selector.to_api(),
+            "namespaces": None if self.namespaces is None else sorted(self.namespaces),
+        }
+
+    @classmethod
+    def from_wire(cls, raw: object, path: str) -> PodAffinityTerm:
+        """The :meth:`to_wire` form back; raises FieldError naming the first bad field."""
+        if not isinstance(raw, Mapping):
+            raise FieldError(path, "expected an object")
+        key = raw.get("topologyKey")
+        if not isinstance(key, str) or not key:
+            raise FieldError(f"{path}.topologyKey", "is required")
+        selector = raw.get("selector")
+        namespaces = raw.get("namespaces")
+        if namespaces is not None and (
+            not isinstance(namespaces, list) or not all(isinstance(n, str) for n in namespaces)
+        ):
+            raise FieldError(f"{path}.namespaces", "expected a list of strings or null")
+        try:
+            parsed = None if selector is None else Requirements.from_api(selector, f"{path}.selector")
+        except ValidationError as exc:
+            raise exc.errors[0] from None
+        return cls(key, parsed, None if namespaces is None else frozenset(namespaces))
 
 
 def pod_affinity_term(raw: object, namespace: str, path: str) -> PodAffinityTerm:

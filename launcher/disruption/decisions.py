@@ -461,10 +461,13 @@ def _consolidate(node: NodeInfo, view: PoolView, snapshot: Snapshot, rooms: _Roo
 def _replacements_for(pods: Sequence[PodDemand], snapshot: Snapshot) -> tuple[tuple[PlannedClaim, ...], str]:
     if not pods:
         return (), "node expired; its pods fit on other nodes"
+    # Without the cluster's other pods, spread and affinity would be judged against an empty
+    # cluster: the replacements are sized for the pods as they are, as before topology support.
     result = plan(
         demand={p.uid: p for p in pods},
         pools=list(snapshot.pools.values()),
         types=list(snapshot.types.values()),
+        topology_aware=False,
     )
     message = f"node expired; {len(result.claims)} replacement(s) for {len(pods)} pods"
     if result.unschedulable:

@@ -38,6 +38,7 @@ from launcher.disruption.mark import Mark
 from launcher.kube import NodeClaimWriter, NodeWriter
 from shared import labels, pods
 from shared.backoff import Backoff
+from shared.crashpoints import DRAIN_EVICTED, crash_point
 from shared.events import NORMAL, WARNING, EventRecorder, object_reference
 from shared.logs import get_logger
 
@@ -305,6 +306,7 @@ class Drainer:
             return
         progress.evicted.add(uid)
         bound.info("evicted", pod=key)
+        crash_point(DRAIN_EVICTED)
         await self._events.record(ref, NORMAL, "Evicting", f"evicted pod {key}")
 
     def _backoff(self) -> Backoff:

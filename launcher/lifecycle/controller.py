@@ -34,6 +34,7 @@ from launcher.status import conditions as condition_set
 from shared import labels
 from shared.api.meta import Condition
 from shared.api.nodeclaim import INITIALIZED, LAUNCHED, READY, REGISTERED, NodeClaim
+from shared.crashpoints import FLEET_RETURNED, INSTANCE_TERMINATED, crash_point
 from shared.events import NORMAL, WARNING, EventRecorder
 from shared.logs import get_logger
 from shared.resources import Resources
@@ -197,6 +198,7 @@ class ClaimController:
         elif isinstance(step, d.TerminateInstance):
             bound.info("terminating instance", instance_id=step.instance_id)
             await self._provider.delete(step.instance_id)
+            crash_point(INSTANCE_TERMINATED)
             self._instances.forget(step.instance_id)
             self._launched.pop(claim.name, None)
             await self._events.record(
@@ -272,6 +274,7 @@ class ClaimController:
             except LaunchError as error:
                 await self._launch_failed(claim, bound, error)
                 return
+            crash_point(FLEET_RETURNED)
             metrics.FLEET_SECONDS.observe(time.monotonic() - started)
             metrics.LAUNCHES.labels("launched").inc()
             self._launched[claim.name] = instance

@@ -32,14 +32,19 @@ class InstanceIndex:
         instances = await self._provider.list()
         listed = {i.id: i for i in instances}
         # EC2 is eventually consistent: a launch remembered shortly before (or during) the
-        # list call may be missing from it. Keep such launches for a grace period.
+        # list call may be missing from it. Keep such launches for a grace period, but only
+        # until a list shows them: missing from a later one, they have ended (it lists live
+        # states only), and keeping the last state seen would hold a claim on an instance
+        # that died minutes after launch (still "shutting-down" here, long terminated in EC2).
         recent = {
             instance_id: self._by_id[instance_id]
             for instance_id, at in self._remembered_at.items()
             if instance_id not in listed and instance_id in self._by_id and started - at < RECENT_LAUNCH_GRACE
         }
         self._remembered_at = {
-            i: at for i, at in self._remembered_at.items() if started - at < RECENT_LAUNCH_GRACE
+            i: at
+            for i, at in self._remembered_at.items()
+            if started - at < RECENT_LAUNCH_GRACE and i not in listed
         }
         self._by_id = {**listed, **recent}
         self._by_claim = {}

@@ -3,11 +3,18 @@
 The planner writes a claim's instance types cheapest first into its ``instance-type In``
 requirement; that order is kept. Offerings marked unavailable since planning are dropped, so a
 retry after insufficient capacity asks only for what may still work.
+
+EC2 answers a CreateFleet whose ClientToken it has seen with the first call's result, and one
+whose token it has seen with other parameters with ``IdempotentParameterMismatch``. So the
+token is the claim's own, suffixed with a digest of what the call asks for: a retry of the same
+call (after a timeout, or a launcher restart) is idempotent, and the narrower retry after
+insufficient capacity is a new request.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+from collections.abc import Mapping, Sequence
 
 from launcher.model import InstanceType, LaunchRequest
 from launcher.planner.offerings import UnavailableOfferings
@@ -24,6 +31,13 @@ def _ordered_values(claim: NodeClaim, key: str) -> list[str] | None:
         if requirement.key == key and requirement.operator == "In":
             return list(requirement.values)
     return None
+
+
+def fleet_token(claim_token: str, *parameters: Sequence[str]) -> str:
+    """The ClientToken of one CreateFleet call: the claim's token and a digest of ``parameters``
+    (at most 64 characters, EC2's limit)."""
+    digest = hashlib.sha256("\x1f".join("\x1e".join(p) for p in parameters).encode()).hexdigest()
+    return f"{claim_token[:51]}-{digest[:12]}"
 
 
 def launch_request(
@@ -71,15 +85,19 @@ def launch_request(
         chosen = [n for n in chosen if catalogue[n].architecture == first_arch]
         architectures = {first_arch}
     nodepool = claim.nodepool or ""
+    architecture = architectures.pop()
+    sorted_zones, sorted_capacity = tuple(sorted(zones)), tuple(sorted(capacity_types))
     return LaunchRequest(
         nodeclaim=claim.name,
         nodepool=nodepool,
         nodeclass=claim.node_class_ref.name,
-        client_token=claim.client_token or claim.name,
+        client_token=fleet_token(
+            claim.client_token or claim.name, chosen, sorted_zones, sorted_capacity, (architecture,)
+        ),
         instance_types=tuple(chosen),
-        zones=tuple(sorted(zones)),
-        capacity_types=tuple(sorted(capacity_types)),
-        architecture=architectures.pop(),
+        zones=sorted_zones,
+        capacity_types=sorted_capacity,
+        architecture=architecture,
         tags={
             **tags,
             labels.TAG_NODEPOOL: nodepool,

@@ -44,8 +44,8 @@ _SOLVER_TOLERANCE = 1e-6
 _CHUNK = 256
 
 
-def _solver() -> highspy.Highs:
-    """A silent HiGHS instance.
+def silent_solver() -> highspy.Highs:
+    """A silent HiGHS instance (the LP bound's and the exact plans' solver).
 
     HiGHS prints a banner from C++ to file descriptor 1 when the first instance of a process is
     created, which would break the one-JSON-object-a-line log stream; the first instance is
@@ -68,6 +68,11 @@ def _solver() -> highspy.Highs:
                 os.close(devnull)
             _banner_shown = True
     highs.setOptionValue("output_flag", False)
+    return highs
+
+
+def _solver() -> highspy.Highs:
+    highs = silent_solver()
     # Primal simplex: on these models (few rows per type, many types) about twice as fast as
     # HiGHS's default choice, measured at 10,000 pods over the full catalogue.
     highs.setOptionValue("solver", "simplex")

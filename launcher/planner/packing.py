@@ -1,14 +1,15 @@
 """Bin-packing one group of pods onto new nodes (pure, integer arithmetic).
 
 A group is pods of one NodePool with the same requirements, so any of them may share a node
-(except pods of one exclusive group, below). Pods come in *shapes* (identical requests) with
+(unless their per-node rules say otherwise, below). Pods come in *shapes* (identical requests) with
 counts, and bins carry a multiplicity, so 10,000 identical pods cost a division rather than
 10,000 placements.
 
 First-fit-decreasing: bins are sized by a "bin type"; shapes are placed largest first (by their
 dominant share of the bin type), each into the first open bin with room, and new bins open when
-none has any. A shape with an ``exclusive`` key puts at most one pod in a bin, never beside
-another shape with the same key; such shapes go first, so the others fill the room they leave.
+none has any. A shape with per-node rules (``colocation``: replicas that repel each other, or
+are spread by hostname) puts into a bin only as many pods as the rules of the pods already there
+admit; such shapes go first, so the others fill the room they leave.
 Each bin is then shrunk to the cheapest type that still holds its contents. The improvement
 step repeats this for the few most promising bin types and keeps the cheapest result: the
 single best-value type minimises cost for uniform demand, while smaller types can win for a
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from launcher.planner.colocation import NONE, Colocation, NodeTally
 from launcher.planner.fit import Candidate
 from shared.resources import Resources
 
@@ -32,15 +34,13 @@ Vector = tuple[int, ...]
 
 @dataclass(frozen=True)
 class Shape:
-    """Identical pods: their per-resource requests (in ``keys`` order) and how many.
-
-    ``exclusive``: pods with one key may not share a node (see ``PodDemand.exclusive``).
-    """
+    """Identical pods: their per-resource requests (in ``keys`` order), how many, and what they
+    ask of the pods on their node (see ``colocation``)."""
 
     index: int
     requests: Vector
     count: int
-    exclusive: str | None = None
+    rules: Colocation = NONE
 
 
 @dataclass
@@ -50,6 +50,7 @@ class Bin:
     used: list[int]
     contents: dict[int, int] = field(default_factory=dict)
     multiplicity: int = 1
+    tally: NodeTally | None = None  # the per-node rules of its pods, once one has any
 
 
 @dataclass(frozen=True)
@@ -93,36 +94,45 @@ def first_fit_decreasing(shapes: Sequence[Shape], capacity: Vector) -> list[Bin]
     def dominant(shape: Shape) -> float:
         return max((r / c for r, c in zip(shape.requests, capacity, strict=True) if c > 0), default=0.0)
 
-    exclusive = {s.index: s.exclusive for s in shapes if s.exclusive is not None}
-
-    def excludes(shape: Shape, current: Bin) -> bool:
-        return shape.exclusive is not None and any(
-            exclusive.get(i) == shape.exclusive for i in current.contents
-        )
-
+    # With per-node rules a shape may pass over many bins; bins at the front that no shape can
+    # use any more (short of a resource every shape requests) are then skipped for good.
+    ruled = any(s.rules for s in shapes)
+    smallest = [min(s.requests[i] for s in shapes) for i in range(len(capacity))] if ruled else []
+    dead = 0
     bins: list[Bin] = []
-    for shape in sorted(shapes, key=lambda s: (s.exclusive is None, -dominant(s), s.index)):
+    for shape in sorted(shapes, key=lambda s: (not s.rules, -dominant(s), s.index)):
         remaining = shape.count
-        per_bin_cap = 1 if shape.exclusive is not None else remaining
-        position = 0
+        per_bin_cap = min(shape.rules.per_node, remaining)
+        while ruled and dead < len(bins) and _full(bins[dead].used, smallest, capacity):
+            dead += 1
+        position = dead
         while remaining and position < len(bins):
             current = bins[position]
-            if excludes(shape, current):
-                position += 1
-                continue
+            allowed = remaining
+            if shape.rules and current.tally is not None:
+                allowed = current.tally.room(shape.rules)
+                if allowed == 0:
+                    position += 1
+                    continue
             free = [c - u for c, u in zip(capacity, current.used, strict=True)]
-            k = min(how_many(shape.requests, free), remaining, per_bin_cap)
+            k = min(how_many(shape.requests, free), remaining, per_bin_cap, allowed)
             if k > 0:
                 copies = min(current.multiplicity, remaining // k) if remaining >= k else 0
                 if copies == 0:
                     # Fewer pods left than fill one copy: split one copy off and top it up.
                     copies, k = 1, remaining
                 if copies < current.multiplicity:
-                    untouched = Bin(list(current.used), dict(current.contents), current.multiplicity - copies)
+                    tally = current.tally.copy() if current.tally is not None else None
+                    untouched = Bin(
+                        list(current.used), dict(current.contents), current.multiplicity - copies, tally
+                    )
                     bins.insert(position + 1, untouched)
                     current.multiplicity = copies
                 current.used = [u + k * r for u, r in zip(current.used, shape.requests, strict=True)]
                 current.contents[shape.index] = current.contents.get(shape.index, 0) + k
+                if shape.rules:
+                    current.tally = current.tally or NodeTally()
+                    current.tally.add(shape.rules, k)
                 remaining -= k * copies
             position += 1
         if remaining:
@@ -133,10 +143,20 @@ def first_fit_decreasing(shapes: Sequence[Shape], capacity: Vector) -> list[Bin]
             full, leftover = divmod(remaining, per_bin)
             if full:
                 used = [per_bin * r for r in shape.requests]
-                bins.append(Bin(used, {shape.index: per_bin}, full))
+                bins.append(Bin(used, {shape.index: per_bin}, full, _tally(shape, per_bin)))
             if leftover:
-                bins.append(Bin([leftover * r for r in shape.requests], {shape.index: leftover}, 1))
+                used = [leftover * r for r in shape.requests]
+                bins.append(Bin(used, {shape.index: leftover}, 1, _tally(shape, leftover)))
     return bins
+
+
+def _full(used: Sequence[int], smallest: Sequence[int], capacity: Vector) -> bool:
+    """Whether no pod of any shape fits beside ``used`` (some resource each requests is short)."""
+    return any(m > 0 and c - u < m for u, m, c in zip(used, smallest, capacity, strict=True))
+
+
+def _tally(shape: Shape, n: int) -> NodeTally | None:
+    return NodeTally.of([(shape.rules, n)]) if shape.rules else None
 
 
 def _shrink(

@@ -12,7 +12,10 @@ from typing import Any
 
 from launcher.model import InstanceType
 from launcher.planner import InFlightClaim, NodeRoom, Plan, PoolView, plan
+from launcher.planner.exact import ExactSettings
+from launcher.planner.inputs import ClusterNode, RunningPod
 from launcher.planner.offerings import UnavailableOfferings
+from launcher.planner.plan import EXACT
 from launcher.state import LauncherState
 from shared import labels, podaffinity, pods
 from shared.api.nodeclaim import INITIALIZED, NodeClaim
@@ -109,11 +112,16 @@ def in_flight_claims(
     catalogue: Mapping[str, InstanceType],
     now: datetime | None = None,
     bind_grace: timedelta = BIND_GRACE,
+    bound: Mapping[str, Resources] | None = None,
 ) -> list[InFlightClaim]:
     """Claims not being deleted that are not Ready, or became Ready within ``bind_grace``.
 
     A claim's pods stay with it for a while after its node is Ready, because the scheduler
     needs a moment to bind them; planning them again then would launch a second node.
+
+    ``bound`` (uid -> requests of pods bound to a node) frees a launching claim's room of its
+    pods already bound elsewhere: the scheduler binds pods wherever they fit, not where the
+    plan put them, and the pods they displaced from that node will come here instead.
     """
     now = now or datetime.now(UTC)
     out = []
@@ -133,7 +141,8 @@ def in_flight_claims(
         # other pods may have taken what this claim was sized for. Counting the nominal room too
         # covered new pods with room that no longer existed, and they waited out bind_grace
         # before being planned (found by the rollout drill). Its own planned pods stay covered.
-        room = EMPTY if ready_since is not None else (smallest - claim.requests).clamp_zero()
+        freed = sum((bound[uid] for uid in claim.pods if uid in bound), EMPTY) if bound else EMPTY
+        room = EMPTY if ready_since is not None else (smallest - claim.requests + freed).clamp_zero()
         out.append(
             InFlightClaim(
                 name=claim.name,
@@ -142,6 +151,7 @@ def in_flight_claims(
                 taints=claim.taints,
                 room=room,
                 pods=frozenset(claim.pods),
+                node=claim.status.node_name if ready_since is not None else None,
             )
         )
     return out
@@ -192,6 +202,45 @@ def occupied_zones(
     return {key: frozenset(zones) for key, zones in out.items()}
 
 
+def topology_view(
+    nodes: Mapping[str, Obj], pods_by_node: Mapping[str, Sequence[Obj]], demand: Mapping[str, PodDemand]
+) -> tuple[list[ClusterNode], list[RunningPod]]:
+    """Every node, and the pods bound to them, as topology spread and pod affinity count them.
+
+    Only when some pending pod has such constraints are all pods read; otherwise only those whose
+    required anti-affinity may keep a pending pod out of a zone (they repel it whatever it is).
+    Pods finished or being deleted do not count.
+    """
+    every = any(d.constrained for d in demand.values())
+    out_pods: list[RunningPod] = []
+    for name, pods_here in pods_by_node.items():
+        for pod in pods_here:
+            meta = pod.get("metadata") or {}
+            spec = pod.get("spec") or {}
+            affinity = spec.get("affinity")
+            repels = isinstance(affinity, Mapping) and bool(affinity.get("podAntiAffinity"))
+            if not (every or repels) or pods.is_terminal(pod) or meta.get("deletionTimestamp"):
+                continue
+            namespace = str(meta.get("namespace") or "default")
+            try:
+                terms = podaffinity.required_terms(spec, "podAntiAffinity", namespace) if repels else ()
+            except FieldError:
+                terms = ()
+            raw = meta.get("labels")
+            pod_labels = {str(k): str(v) for k, v in raw.items()} if isinstance(raw, Mapping) else {}
+            out_pods.append(RunningPod(namespace, pod_labels, str(name), terms))
+    out_nodes = [
+        ClusterNode(str((node.get("metadata") or {}).get("name")), _labels(node), _taints(node))
+        for node in nodes.values()
+    ]
+    return out_nodes, out_pods
+
+
+def _labels(node: Obj) -> dict[str, str]:
+    raw = (node.get("metadata") or {}).get("labels")
+    return {str(k): str(v) for k, v in raw.items()} if isinstance(raw, Mapping) else {}
+
+
 def unknown_zones(nodeclass: str) -> frozenset[str] | None:
     """No NodeClass's zones are known: pools are not narrowed (tests, and before any resolve)."""
     return None
@@ -228,6 +277,15 @@ def pool_views(
     ]
 
 
+def _bound_requests(pods_by_node: Mapping[str, Sequence[Obj]]) -> dict[str, Resources]:
+    return {
+        str((p.get("metadata") or {}).get("uid")): _requests(p)
+        for bound in pods_by_node.values()
+        for p in bound
+        if not pods.is_terminal(p)
+    }
+
+
 def build_plan(
     *,
     demand: Mapping[str, PodDemand],
@@ -236,11 +294,13 @@ def build_plan(
     unavailable: UnavailableOfferings,
     extra_claims: Sequence[NodeClaim] = (),
     zones: NodeClassZones = unknown_zones,
+    exact: ExactSettings | None = EXACT,
 ) -> tuple[Plan, dict[str, NodePool]]:
     """Plan for ``demand`` against the cluster as ``state`` sees it now.
 
     ``extra_claims`` are claims just created that the informer may not show yet; ``zones``
-    gives each EC2NodeClass's subnet zones (see :func:`pool_requirements`).
+    gives each EC2NodeClass's subnet zones (see :func:`pool_requirements`); ``exact`` when to
+    solve a pool's new claims exactly (see ``launcher.planner.exact``).
     """
     pools = state.nodepools()
     claims = [*state.nodeclaims().values(), *extra_claims]
@@ -248,13 +308,17 @@ def build_plan(
     views = pool_views(
         pools, daemonset_overhead(state.nodes(), by_node), pool_usage(claims, catalogue), zones
     )
+    cluster_nodes, running = topology_view(state.nodes(), by_node, demand)
     result = plan(
         demand=demand,
         pools=views,
         types=list(catalogue.values()),
-        in_flight=in_flight_claims(claims, catalogue),
+        in_flight=in_flight_claims(claims, catalogue, bound=_bound_requests(by_node)),
         nodes=node_rooms(state.nodes(), by_node),
         is_unavailable=unavailable.is_unavailable,
         occupied_zones=occupied_zones(state.nodes(), by_node),
+        cluster_nodes=cluster_nodes,
+        running=running,
+        exact=exact,
     )
     return result, dict(pools)

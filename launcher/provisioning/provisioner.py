@@ -23,12 +23,16 @@ from launcher import metrics
 from launcher.demand.book import OWN_WATCH
 from launcher.kube import NodeClaimWriter
 from launcher.lifecycle.controller import ClaimController
+from launcher.planner.exact import ExactSettings
+from launcher.planner.inputs import Plan
 from launcher.planner.offerings import UnavailableOfferings
+from launcher.planner.plan import EXACT
 from launcher.provisioning.claims import claim_name, nodeclaim_body
 from launcher.provisioning.inputs import NodeClassZones, build_plan, unknown_zones
 from launcher.state import LauncherState
 from shared import labels
 from shared.api.nodeclaim import NodeClaim
+from shared.crashpoints import CLAIM_CREATED, PLAN_PARTLY_CREATED, crash_point
 from shared.demand import PodDemand
 from shared.events import WARNING, EventRecorder
 from shared.logs import get_logger
@@ -44,11 +48,30 @@ def source_kind(name: str) -> str:
 log = get_logger("launcher.provisioner")
 
 
+def plan_fields(plan: Plan) -> dict[str, Any]:
+    """What the ``plan`` log line says of a plan: its size, cost and how far from optimal it may
+    be (``gap``: over the best bound known, the exact optimum when proven; ``lp_gap``: over the
+    LP bound; ``exact``: what the exact solver did, per pool)."""
+    return {
+        "claims": len(plan.claims),
+        "covered": len(plan.covered),
+        "unschedulable": len(plan.unschedulable),
+        "cost_per_hour": round(plan.cost_per_hour, 4),
+        "lower_bound_per_hour": round(plan.lower_bound_per_hour, 4),
+        "bound_per_hour": round(plan.bound_per_hour, 4),
+        "gap": round(plan.gap, 4),
+        "lp_gap": round(plan.lp_gap, 4),
+        "optimal": plan.optimal,
+        "exact": dict(plan.exact),
+    }
+
+
 @dataclass(frozen=True)
 class ProvisionerSettings:
     coalesce_idle: float = 0.05
     coalesce_max: float = 1.0
     replan_interval: float = 10.0
+    exact: ExactSettings | None = EXACT  # when the planner solves a pool exactly (None: never)
 
 
 class Provisioner:
@@ -144,6 +167,7 @@ class Provisioner:
             catalogue=self._catalogue.get(),
             unavailable=self._unavailable,
             zones=self._nodeclass_zones,
+            exact=self.settings.exact,
         )
         metrics.PLAN_SECONDS.observe(time.perf_counter() - started)
         metrics.UNSERVABLE.set(len(plan.unschedulable))
@@ -151,6 +175,9 @@ class Provisioner:
         if plan.claims:
             metrics.PLAN_COST.set(plan.cost_per_hour)
             metrics.PLAN_GAP.set(plan.gap)
+            metrics.PLAN_GAPS.observe(plan.gap)
+            for outcome in (o for joined in plan.exact.values() for o in joined.split("+")):
+                metrics.EXACT_PLANS.labels(outcome).inc()
             sources = self._sources_of(uid for planned in plan.claims for uid in planned.pods)
             for name, count in sources.items():
                 metrics.PLANNED_PODS.labels(source_kind(name)).inc(count)
@@ -158,15 +185,10 @@ class Provisioner:
                 "plan",
                 pods=len(demand),
                 sources=sources,
-                claims=len(plan.claims),
-                covered=len(plan.covered),
-                unschedulable=len(plan.unschedulable),
-                cost_per_hour=round(plan.cost_per_hour, 4),
-                lower_bound_per_hour=round(plan.lower_bound_per_hour, 4),
-                gap=round(plan.gap, 4),
+                **plan_fields(plan),
                 seconds=round(time.perf_counter() - started, 4),
             )
-        for planned in plan.claims:
+        for index, planned in enumerate(plan.claims):
             pool = pools[planned.nodepool]
             name = claim_name(pool.name)
             first_seen = min((demand[uid].first_seen for uid in planned.pods if uid in demand), default=None)
@@ -190,6 +212,9 @@ class Provisioner:
                 pods=len(planned.pods),
                 instance_types=list(planned.instance_types[:5]),
             )
+            crash_point(CLAIM_CREATED)
+            if index < len(plan.claims) - 1:
+                crash_point(PLAN_PARTLY_CREATED)
             created.append(claim)
             self._recent[claim.name] = claim
             self._claims.enqueue(claim)

@@ -31,6 +31,9 @@ Emulated (JSON wire format, as kubernetes-asyncio and kubectl expect):
 - Protobuf request bodies of the built-ins kubectl's ``create`` generators send (namespaces,
   configmaps, secrets, serviceaccounts, services, deployments, PDBs, RBAC; ``protobuf.py``),
   decoded to the same dicts as JSON; other kinds and custom resources get the real 415.
+- Faults a test switches on at run time (``APIServer.faults``, ``faults.py``): a restart that
+  resets every connection, watches ended and refused with 410 Expired, slow writes, writes
+  refused with 500/503/504/429, and guarded updates that lose a race (409).
 
 Not emulated: authentication/authorization (any token or none), admission webhooks, Table
 output for built-ins (kubectl falls back to plain lists), protobuf responses (and OpenAPI v2),

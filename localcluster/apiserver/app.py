@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import struct
 from pathlib import Path
 from types import TracebackType
 
@@ -9,6 +12,7 @@ import yaml
 from aiohttp import web
 
 from localcluster.apiserver.controllers import ControllerManager
+from localcluster.apiserver.faults import ApiFaults
 from localcluster.apiserver.handlers import Handlers, WatchSettings
 from localcluster.apiserver.objects import new_uid, now_rfc3339
 from localcluster.apiserver.registry import Registry
@@ -38,7 +42,10 @@ class APIServer:
         self.api = API(self.store, self.registry)
         self.handlers = Handlers(self.api, WatchSettings(bookmark_interval=bookmark_interval))
         self.controllers = ControllerManager(self.api) if controllers else None
+        self.faults = ApiFaults(self.store, self.restart)
+        self.handlers.faults = self.faults
         self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
         self._url: str | None = None
         for name in INITIAL_NAMESPACES:
             self.store.put(
@@ -69,9 +76,9 @@ class APIServer:
         app.router.add_route("*", "/{tail:.*}", self.handlers.dispatch)
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=0.5)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        server = site._server
+        self._site = web.TCPSite(self._runner, host, port)
+        await self._site.start()
+        server = self._site._server
         assert server is not None
         sockets = getattr(server, "sockets", None) or []
         bound_port = sockets[0].getsockname()[1]
@@ -81,6 +88,30 @@ class APIServer:
             self.controllers.start()
         return self._url
 
+    async def restart(self, downtime: float = 0.2) -> None:
+        """Go away and come back on the same address, keeping the store (etcd outlives the server).
+
+        Listening stops first, then every open connection is reset (RST, not a clean close:
+        in-flight requests and watches fail as on a crash), and ``downtime`` seconds later the
+        same port listens again. Watch handlers end with their connections (handler cancellation).
+        """
+        runner, site = self._runner, self._site
+        if runner is None or site is None or runner.server is None:
+            raise RuntimeError("APIServer is not started")
+        host, port = self.handlers.server_address.rsplit(":", 1)
+        await site.stop()
+        for handler in runner.server.connections:
+            transport = handler.transport
+            if transport is None:
+                continue
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            transport.abort()
+        await asyncio.sleep(downtime)
+        self._site = web.TCPSite(runner, host, int(port))
+        await self._site.start()
+
     async def stop(self) -> None:
         self.store.close_watchers()
         if self.controllers is not None:
@@ -88,6 +119,7 @@ class APIServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+            self._site = None
 
     async def __aenter__(self) -> APIServer:
         await self.start()

@@ -9,7 +9,7 @@ import asyncio
 import base64
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import yaml
@@ -30,6 +30,9 @@ from localcluster.apiserver.service import API, CRD_KEY, WriteContext, success
 from localcluster.apiserver.store import BOOKMARK, ERROR, Obj, encode_event
 from shared.errors import FieldError
 from shared.logs import get_logger
+
+if TYPE_CHECKING:
+    from localcluster.apiserver.faults import ApiFaults
 
 log = get_logger(__name__)
 
@@ -64,6 +67,7 @@ class Handlers:
         self.watch_settings = watch
         self.server_address = server_address
         self.openapi = OpenAPI(api.registry, api.schemas)
+        self.faults: ApiFaults | None = None
 
     # ------------------------------------------------------------ routing
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
@@ -109,6 +113,10 @@ class Handlers:
                 raise NOT_FOUND
             return json_response(doc)
         target = self._target(group, version, rest)
+        if self.faults is not None and self.faults.armed:
+            faulty = await self.faults.intercept(request, target)
+            if faulty is not None:
+                return faulty
         method = request.method
         if method == "GET":
             return await self._get(request, target)

@@ -255,10 +255,14 @@ class Store:
     def unwatch(self, watcher: Watcher) -> None:
         self._watchers.get(watcher.key, set()).discard(watcher)
 
-    def close_watchers(self) -> None:
+    def close_watchers(self, error: APIError | None = None) -> int:
+        """End every watch, with ``error`` as its last event when given; returns how many ended."""
+        ended = 0
         for watchers in list(self._watchers.values()):
             for watcher in list(watchers):
-                watcher.close()
+                watcher.close(error)
+                ended += 1
+        return ended
 
     def watcher_count(self) -> int:
         return sum(len(w) for w in self._watchers.values())

@@ -16,13 +16,14 @@ from typing import Any
 from shared.podaffinity import PodAffinityTerm
 from shared.resources import EMPTY, Resources
 
-from .model import NodeFacts, Obj, PodFacts, node_facts
+from .model import NamespaceScope, NodeFacts, Obj, PodFacts, node_facts
 
 
 @dataclass(frozen=True, slots=True)
 class PodUsage:
     """One pod on its node: requests for fit, non-zero requests for scoring, and what
-    InterPodAffinity matches (namespace and labels) or enforces (required anti-affinity)."""
+    InterPodAffinity and PodTopologySpread match (namespace and labels; a terminating pod is
+    not counted for spreading) or enforce (required anti-affinity)."""
 
     uid: str
     requests: Resources
@@ -32,6 +33,8 @@ class PodUsage:
     namespace: str = "default"
     labels: Mapping[str, str] = field(default_factory=dict)
     anti_affinity_terms: tuple[PodAffinityTerm, ...] = ()
+    terminating: bool = False
+    anti_affinity_scopes: tuple[NamespaceScope | None, ...] = ()
 
     @classmethod
     def of(cls, pod: PodFacts) -> PodUsage:
@@ -44,6 +47,8 @@ class PodUsage:
             pod.namespace,
             pod.labels,
             pod.anti_affinity_terms,
+            pod.terminating,
+            pod.anti_affinity_scopes,
         )
 
 

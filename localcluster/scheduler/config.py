@@ -3,11 +3,13 @@
 The local scheduler reads the same YAML as ``kube-scheduler --config`` so that the manifests
 shipped for a real cluster (profiles, the jitnode extender entry) are exercised as-is in tests.
 Only what changes scheduling decisions is modelled: profile names, each profile's score
-plugin weights (``plugins.score``) and ``NodeResourcesFit`` scoring strategy (``pluginConfig``),
-extenders and the pod backoff bounds; other top-level fields (leaderElection,
-clientConnection, ...) are accepted and ignored, as they only concern the process around the
-scheduler. Score plugins the local scheduler does not model (ImageLocality, InterPodAffinity,
-PodTopologySpread, VolumeBinding) may be named and are ignored; a scoring strategy it does not
+plugin weights (``plugins.multiPoint`` and ``plugins.score``, merged as kube-scheduler merges
+them), whether PodTopologySpread filters (``plugins.multiPoint``/``plugins.filter``), the
+``NodeResourcesFit`` scoring strategy and ``PodTopologySpread`` default constraints
+(``pluginConfig``), extenders and the pod backoff bounds; other top-level fields
+(leaderElection, clientConnection, ...) are accepted and ignored, as they only concern the
+process around the scheduler. Score plugins the local scheduler does not model (ImageLocality,
+InterPodAffinity, VolumeBinding) may be named and are ignored; a scoring strategy it does not
 model (RequestedToCapacityRatio) is refused rather than scored differently from a real one.
 """
 
@@ -22,6 +24,8 @@ import yaml
 
 from shared.api.durations import parse_go_duration
 from shared.errors import FieldError, ValidationError
+from shared.labels import HOSTNAME, ZONE
+from shared.topologyspread import SpreadConstraint, parse_constraint
 
 API_VERSIONS: Final = frozenset({"kubescheduler.config.k8s.io/v1", "kubescheduler.config.k8s.io/v1beta3"})
 KIND: Final = "KubeSchedulerConfiguration"
@@ -37,11 +41,13 @@ TAINT_TOLERATION: Final = "TaintToleration"
 NODE_AFFINITY: Final = "NodeAffinity"
 NODE_RESOURCES_FIT: Final = "NodeResourcesFit"
 BALANCED_ALLOCATION: Final = "NodeResourcesBalancedAllocation"
+POD_TOPOLOGY_SPREAD: Final = "PodTopologySpread"
 DEFAULT_SCORE_WEIGHTS: Final = {
     TAINT_TOLERATION: 3,
     NODE_AFFINITY: 2,
     NODE_RESOURCES_FIT: 1,
     BALANCED_ALLOCATION: 1,
+    POD_TOPOLOGY_SPREAD: 2,
 }
 # NodeResourcesFit scoring strategies; RequestedToCapacityRatio is not modelled.
 LEAST_ALLOCATED: Final = "LeastAllocated"
@@ -131,13 +137,39 @@ class Scoring:
 
 DEFAULT_SCORING: Final = Scoring()
 
+SYSTEM_DEFAULTING: Final = "System"
+LIST_DEFAULTING: Final = "List"
+# kube-scheduler's systemDefaultConstraints (podtopologyspread/plugin.go).
+SYSTEM_DEFAULT_CONSTRAINTS: Final = (
+    SpreadConstraint(HOSTNAME, 3, hard=False),
+    SpreadConstraint(ZONE, 5, hard=False),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SpreadArgs:
+    """``PodTopologySpreadArgs``: the constraints of pods that have none of their own (their
+    selector is derived per pod); ``system_defaulted`` also relaxes scoring (topologyspread)."""
+
+    default_constraints: tuple[SpreadConstraint, ...] = SYSTEM_DEFAULT_CONSTRAINTS
+    system_defaulted: bool = True
+
+
+SYSTEM_SPREAD_ARGS: Final = SpreadArgs()
+
 
 @dataclass(frozen=True, slots=True)
 class Profile:
-    """A scheduling profile; pods name it in ``spec.schedulerName``."""
+    """A scheduling profile; pods name it in ``spec.schedulerName``.
+
+    ``spread`` is PodTopologySpread's args (default constraints); ``spread_filter`` whether its
+    Filter runs (its score weight is in ``scoring``).
+    """
 
     scheduler_name: str = DEFAULT_SCHEDULER_NAME
     scoring: Scoring = DEFAULT_SCORING
+    spread: SpreadArgs = SYSTEM_SPREAD_ARGS
+    spread_filter: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,39 +288,66 @@ def _profiles(raw: object, errors: list[FieldError]) -> tuple[Profile, ...]:
         if name in seen:
             errors.append(FieldError(f"{path}.schedulerName", f"duplicate profile {name!r}"))
         seen.add(name)
-        scoring = _scoring(item, path, errors)
-        profiles.append(Profile(scheduler_name=name, scoring=scoring))
+        weights, spread_filter = _plugins(item, path, errors)
+        strategy, resources = _fit_strategy(item.get("pluginConfig"), f"{path}.pluginConfig", errors)
+        scoring = Scoring(weights=weights, fit_strategy=strategy, fit_resources=resources)
+        at, args = _plugin_args(item.get("pluginConfig"), POD_TOPOLOGY_SPREAD, f"{path}.pluginConfig")
+        spread = parse_spread_args(args, at, errors)
+        profiles.append(Profile(name, scoring, spread, spread_filter))
     return tuple(profiles) or (Profile(),)
 
 
-def _scoring(profile: Mapping[str, Any], path: str, errors: list[FieldError]) -> Scoring:
-    """``plugins.score`` (merged onto the defaults as kube-scheduler merges them) and
-    ``pluginConfig[NodeResourcesFit].args.scoringStrategy``."""
-    weights = dict(DEFAULT_SCORE_WEIGHTS)
+def _extension_point(
+    plugins: Mapping[str, Any], point: str, path: str, errors: list[FieldError]
+) -> tuple[dict[str, int], set[str]]:
+    """``plugins.<point>``: the plugins it enables (with their weights) and the names it disables."""
+    section = plugins.get(point)
+    if section is None:
+        return {}, set()
+    if not isinstance(section, dict):
+        errors.append(FieldError(f"{path}.plugins.{point}", "must be a mapping"))
+        return {}, set()
+    disabled = set(_plugin_names(section.get("disabled"), f"{path}.plugins.{point}.disabled", errors))
+    enabled = dict(_plugin_weights(section.get("enabled"), f"{path}.plugins.{point}.enabled", errors))
+    return enabled, disabled
+
+
+def _plugins(profile: Mapping[str, Any], path: str, errors: list[FieldError]) -> tuple[dict[str, int], bool]:
+    """Score weights of the modelled plugins, and whether PodTopologySpread filters.
+
+    As kube-scheduler's ``expandMultiPointPlugins``: the default ``multiPoint`` set (less what
+    ``multiPoint.disabled`` names, plus ``multiPoint.enabled``) applies at each extension point
+    unless that point disables it (or ``*``); a plugin the point enables itself takes that
+    entry instead. A score weight of 0 weighs 1, as frameworkImpl sets it.
+    """
     plugins = profile.get("plugins")
     if plugins is not None and not isinstance(plugins, dict):
         errors.append(FieldError(f"{path}.plugins", "must be a mapping"))
         plugins = None
-    score = (plugins or {}).get("score")
-    if score is not None and not isinstance(score, dict):
-        errors.append(FieldError(f"{path}.plugins.score", "must be a mapping"))
-        score = None
-    score = score or {}
-    for name in _plugin_names(score.get("disabled"), f"{path}.plugins.score.disabled", errors):
-        if name == "*":
-            weights = dict.fromkeys(weights, 0)
-        elif name in weights:
-            weights[name] = 0
-    for i, (name, weight) in enumerate(
-        _plugin_weights(score.get("enabled"), f"{path}.plugins.score.enabled", errors)
-    ):
-        if name in DEFAULT_SCORE_WEIGHTS:
-            # frameworkImpl: an enabled score plugin without a weight weighs 1.
-            weights[name] = weight or 1
-        elif weight < 0:
-            errors.append(FieldError(f"{path}.plugins.score.enabled[{i}].weight", "must not be negative"))
-    strategy, resources = _fit_strategy(profile.get("pluginConfig"), f"{path}.pluginConfig", errors)
-    return Scoring(weights=weights, fit_strategy=strategy, fit_resources=resources)
+    plugins = plugins or {}
+    multi = dict(DEFAULT_SCORE_WEIGHTS)
+    multi_enabled, multi_disabled = _extension_point(plugins, "multiPoint", path, errors)
+    multi = {} if "*" in multi_disabled else {k: v for k, v in multi.items() if k not in multi_disabled}
+    multi.update(multi_enabled)
+
+    def enabled(point: str) -> dict[str, int]:
+        own, disabled = _extension_point(plugins, point, path, errors)
+        inherited = {} if "*" in disabled else {k: v for k, v in multi.items() if k not in disabled}
+        return {**inherited, **own}
+
+    score = enabled("score")
+    weights = {name: (score[name] or 1) if name in score else 0 for name in DEFAULT_SCORE_WEIGHTS}
+    return weights, POD_TOPOLOGY_SPREAD in enabled("filter")
+
+
+def _plugin_args(raw: object, name: str, path: str) -> tuple[str, object]:
+    """``(path, args)`` of the plugin's ``pluginConfig`` entry; args None when there is none
+    (the list itself is checked by :func:`_fit_strategy`)."""
+    if isinstance(raw, list):
+        for i, item in enumerate(raw):
+            if isinstance(item, dict) and item.get("name") == name:
+                return f"{path}[{i}].args", item.get("args")
+    return path, None
 
 
 def _plugin_names(raw: object, path: str, errors: list[FieldError]) -> list[str]:
@@ -362,6 +421,56 @@ def _fit_strategy(raw: object, path: str, errors: list[FieldError]) -> tuple[str
         resources = _fit_resources(strategy.get("resources"), f"{strategy_path}.resources", errors)
         return str(kind), resources or DEFAULT_FIT_RESOURCES
     return default
+
+
+def parse_spread_args(raw: object, path: str, errors: list[FieldError]) -> SpreadArgs:
+    """``PodTopologySpreadArgs``, defaulted (``System``) and validated as kube-scheduler does.
+
+    A default constraint's ``matchLabelKeys`` and ``minDomains`` of a ScheduleAnyway one are
+    dropped: the selector is replaced per pod and only DoNotSchedule reads minDomains.
+    """
+    if raw is None:
+        return SYSTEM_SPREAD_ARGS
+    if not isinstance(raw, Mapping):
+        errors.append(FieldError(path, "must be a mapping"))
+        return SYSTEM_SPREAD_ARGS
+    defaulting = raw.get("defaultingType") or SYSTEM_DEFAULTING
+    items = raw.get("defaultConstraints") or []
+    if defaulting not in (SYSTEM_DEFAULTING, LIST_DEFAULTING):
+        choices = [SYSTEM_DEFAULTING, LIST_DEFAULTING]
+        errors.append(FieldError(f"{path}.defaultingType", f"{defaulting!r} must be one of {choices}"))
+        return SYSTEM_SPREAD_ARGS
+    if not isinstance(items, list):
+        errors.append(FieldError(f"{path}.defaultConstraints", "must be a list"))
+        return SYSTEM_SPREAD_ARGS
+    if defaulting == SYSTEM_DEFAULTING:
+        if items:
+            errors.append(
+                FieldError(f"{path}.defaultingType", "must be List when .defaultConstraints are set")
+            )
+        return SYSTEM_SPREAD_ARGS
+    constraints: list[SpreadConstraint] = []
+    seen: set[tuple[str, bool]] = set()
+    for i, item in enumerate(items):
+        at = f"{path}.defaultConstraints[{i}]"
+        if isinstance(item, Mapping) and item.get("labelSelector") is not None:
+            errors.append(FieldError(f"{at}.labelSelector", "must not be set: it is deduced for each pod"))
+            continue
+        if isinstance(item, Mapping):
+            item = {k: v for k, v in item.items() if k != "matchLabelKeys"}
+            if item.get("whenUnsatisfiable") != "DoNotSchedule":
+                item.pop("minDomains", None)
+        try:
+            constraint = parse_constraint(item, at, {})
+        except FieldError as exc:
+            errors.append(exc)
+            continue
+        if (constraint.topology_key, constraint.hard) in seen:
+            errors.append(FieldError(at, "duplicate topologyKey and whenUnsatisfiable"))
+            continue
+        seen.add((constraint.topology_key, constraint.hard))
+        constraints.append(constraint)
+    return SpreadArgs(default_constraints=tuple(constraints), system_defaulted=False)
 
 
 def _fit_resources(raw: object, path: str, errors: list[FieldError]) -> FitResources:

@@ -1,30 +1,34 @@
 """kube-scheduler's in-tree filter plugins, on parsed facts.
 
 The default profile runs, in this order, NodeUnschedulable, NodeName, TaintToleration,
-NodeAffinity, NodeResourcesFit and InterPodAffinity (ports, volumes and topology spread are not
-emulated) and stops at the first plugin that rejects a node, so each node fails with one
-plugin's reasons. The reason strings are kube-scheduler's own, because users and jitnode's
-launcher read them from the pod's PodScheduled condition.
+NodeAffinity, NodeResourcesFit, PodTopologySpread (``topologyspread.py``) and InterPodAffinity
+(ports and volumes are not emulated) and stops at the first plugin that rejects a node, so each
+node fails with one plugin's reasons. The reason strings are kube-scheduler's own, because users
+and jitnode's launcher read them from the pod's PodScheduled condition.
 
 InterPodAffinity (required terms only; preferred ones only score, which is not emulated) is
 split like the real plugin: :func:`inter_pod_state` is its PreFilter, run once per scheduling
 cycle over all nodes, and :func:`inter_pod_affinity` its per-node Filter, a few set lookups.
 When neither the pod nor any pod in the cluster has required inter-pod terms the state is
-:data:`NO_INTER_POD` and the filter returns at once. Pure.
+:data:`NO_INTER_POD` and the filter returns at once. Given the Namespaces' labels, a term's
+namespaceSelector selects namespaces as kube-scheduler's does. Pure.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from shared.podaffinity import PodAffinityTerm
 from shared.resources import CPU, EPHEMERAL_STORAGE, MEMORY, PODS
 from shared.taints import HARD_EFFECTS, NO_SCHEDULE, Taint, Toleration, tolerates, untolerated_taints
 
 from .cache import NodeInfo
-from .model import TAINT_UNSCHEDULABLE, NodeFacts, PodFacts
+from .model import TAINT_UNSCHEDULABLE, NamespaceScope, NodeFacts, PodFacts
+
+if TYPE_CHECKING:
+    from .topologyspread import SpreadFilterState
 
 REASON_UNSCHEDULABLE: Final = "node(s) were unschedulable"
 REASON_NODE_NAME: Final = "node(s) didn't match the requested node name"
@@ -149,19 +153,58 @@ class InterPodState:
 NO_INTER_POD: Final = InterPodState(active=False)
 
 
-def matches_all_terms(terms: tuple[PodAffinityTerm, ...], namespace: str, labels: Mapping[str, str]) -> bool:
+NamespaceLabels = Mapping[str, Mapping[str, str]]
+Scopes = tuple[NamespaceScope | None, ...]
+
+
+def term_matches(
+    term: PodAffinityTerm,
+    scope: NamespaceScope | None,
+    namespace: str,
+    labels: Mapping[str, str],
+    namespace_labels: NamespaceLabels | None,
+) -> bool:
+    """``AffinityTerm.Matches`` for a pod in ``namespace`` with ``labels``: its namespace is in
+    scope and its labels are selected. Without ``namespace_labels`` (unknown), a namespaceSelector
+    is read as every namespace, as ``PodAffinityTerm`` reads it."""
+    if scope is None or namespace_labels is None:
+        return term.matches(namespace, labels)
+    selector = term.selector
+    return selector is not None and scope.admits(namespace, namespace_labels) and selector.matches(labels)
+
+
+def _scoped(
+    terms: tuple[PodAffinityTerm, ...], scopes: Scopes
+) -> Iterable[tuple[PodAffinityTerm, NamespaceScope | None]]:
+    return zip(terms, scopes or (None,) * len(terms), strict=True)
+
+
+def matches_all_terms(
+    terms: tuple[PodAffinityTerm, ...],
+    namespace: str,
+    labels: Mapping[str, str],
+    scopes: Scopes = (),
+    namespace_labels: NamespaceLabels | None = None,
+) -> bool:
     """``podMatchesAllAffinityTerms``: False for no terms."""
-    return bool(terms) and all(term.matches(namespace, labels) for term in terms)
+    return bool(terms) and all(
+        term_matches(term, scope, namespace, labels, namespace_labels)
+        for term, scope in _scoped(terms, scopes)
+    )
 
 
-def inter_pod_state(pod: PodFacts, nodes: Iterable[NodeInfo]) -> InterPodState:
+def inter_pod_state(
+    pod: PodFacts, nodes: Iterable[NodeInfo], namespace_labels: NamespaceLabels | None = None
+) -> InterPodState:
     """InterPodAffinity's PreFilter over ``nodes`` (all of the cluster's, with their pods).
 
     Only pods on known nodes count, and only where their node has the term's topology label.
-    Costs one pass over the nodes when neither the pod nor any existing pod has terms.
+    ``namespace_labels`` are the Namespaces' labels, for namespaceSelectors. Costs one pass over
+    the nodes when neither the pod nor any existing pod has terms.
     """
     affinity_terms = pod.affinity_terms
-    anti_terms = pod.anti_affinity_terms
+    affinity_scopes = pod.affinity_scopes
+    anti_terms = tuple(_scoped(pod.anti_affinity_terms, pod.anti_affinity_scopes))
     incoming = bool(affinity_terms or anti_terms)
     affinity: set[TopologyPair] = set()
     anti_affinity: set[TopologyPair] = set()
@@ -174,23 +217,29 @@ def inter_pod_state(pod: PodFacts, nodes: Iterable[NodeInfo]) -> InterPodState:
         for usage in info.anti_affinity_pods.values():
             if usage.uid == pod.uid:
                 continue
-            for term in usage.anti_affinity_terms:
+            for term, scope in _scoped(usage.anti_affinity_terms, usage.anti_affinity_scopes):
                 value = labels.get(term.topology_key)
-                if value is not None and term.matches(pod.namespace, pod.labels):
+                if value is not None and term_matches(
+                    term, scope, pod.namespace, pod.labels, namespace_labels
+                ):
                     existing.add((term.topology_key, value))
         if not incoming:
             continue
         for usage in info.pods.values():
             if usage.uid == pod.uid:
                 continue
-            if matches_all_terms(affinity_terms, usage.namespace, usage.labels):
+            if matches_all_terms(
+                affinity_terms, usage.namespace, usage.labels, affinity_scopes, namespace_labels
+            ):
                 for term in affinity_terms:
                     value = labels.get(term.topology_key)
                     if value is not None:
                         affinity.add((term.topology_key, value))
-            for term in anti_terms:
+            for term, scope in anti_terms:
                 value = labels.get(term.topology_key)
-                if value is not None and term.matches(usage.namespace, usage.labels):
+                if value is not None and term_matches(
+                    term, scope, usage.namespace, usage.labels, namespace_labels
+                ):
                     anti_affinity.add((term.topology_key, value))
     if not incoming and not existing:
         return NO_INTER_POD
@@ -198,7 +247,9 @@ def inter_pod_state(pod: PodFacts, nodes: Iterable[NodeInfo]) -> InterPodState:
         affinity=frozenset(affinity),
         anti_affinity=frozenset(anti_affinity),
         existing=frozenset(existing),
-        matches_own_affinity=matches_all_terms(affinity_terms, pod.namespace, pod.labels),
+        matches_own_affinity=matches_all_terms(
+            affinity_terms, pod.namespace, pod.labels, affinity_scopes, namespace_labels
+        ),
     )
 
 
@@ -248,12 +299,18 @@ def inter_pod_affinity(pod: PodFacts, node: NodeFacts, state: InterPodState) -> 
 
 
 def run_filters(
-    pod: PodFacts, info: NodeInfo, ignored: Collection[str] = (), inter_pod: InterPodState | None = None
+    pod: PodFacts,
+    info: NodeInfo,
+    ignored: Collection[str] = (),
+    inter_pod: InterPodState | None = None,
+    spread: SpreadFilterState | None = None,
 ) -> NodeStatus | None:
     """Every in-tree filter in kube-scheduler's order; None when the node passes them all.
 
     ``inter_pod`` is the cycle's :func:`inter_pod_state` over all nodes; without it only the
-    pods on this node are considered (right for a one-node cluster, and for tests).
+    pods on this node are considered (right for a one-node cluster, and for tests). ``spread``
+    is the cycle's ``topologyspread.spread_filter_state``; without it PodTopologySpread is
+    skipped (as for a pod with no DoNotSchedule constraint).
     """
     node = info.facts
     assert node is not None
@@ -263,6 +320,7 @@ def run_filters(
         or taint_toleration(pod, node)
         or node_affinity(pod, node)
         or node_resources_fit(pod, info, ignored)
+        or (spread.filter(node) if spread is not None and spread.constraints else None)
         or inter_pod_affinity(
             pod, node, inter_pod if inter_pod is not None else inter_pod_state(pod, (info,))
         )

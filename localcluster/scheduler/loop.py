@@ -1,7 +1,9 @@
 """The local kube-scheduler: watches pods and nodes, schedules one pod at a time, binds async.
 
 This is the I/O shell around the pure modules: informers (list+watch over kubernetes-asyncio)
-feed the cache and the queue; each scheduling cycle runs the in-tree filters, the extenders'
+feed the cache and the queue (and the Namespaces' labels for InterPodAffinity's
+namespaceSelectors; for PodTopologySpread's default constraints, the selectors of Services and
+ReplicaSets); each scheduling cycle runs the in-tree filters, the extenders'
 filter (in config order, narrowing the candidates), scoring by the pod's profile's score
 plugins and the extenders' prioritize,
 then assumes the pod on the chosen node and binds it in a background task, so the next cycle
@@ -33,7 +35,7 @@ from shared.pods import is_terminal
 from shared.tasks import cancel_and_wait
 
 from .cache import ClusterCache, NodeInfo, PodUsage
-from .config import SchedulerConfig
+from .config import POD_TOPOLOGY_SPREAD, Profile, SchedulerConfig
 from .extenders import Extender
 from .filters import NodeStatus, inter_pod_state, matches_all_terms, run_filters
 from .messages import (
@@ -46,7 +48,9 @@ from .messages import (
 from .model import PodFacts, pod_facts
 from .queue import QueuedPod, SchedulingQueue
 from .scoring import extender_score, plugin_scores, select_host
+from .topologyspread import NO_SPREAD, constraints_for, spread_filter_state, spread_score_state, waits_for
 from .wire import ExtenderError
+from .workloads import REPLICA_SET, WorkloadSelectors
 
 _log = get_logger(__name__)
 
@@ -154,6 +158,16 @@ class Scheduler:
             _Handler(self._pod_added, self._pod_modified, self._pod_deleted),
             name="scheduler-pods",
         )
+        self.namespace_labels: dict[str, dict[str, str]] = {}
+        self._namespaces = Informer(
+            self._core.list_namespace,
+            _Handler(
+                self._namespace_changed, lambda _, new: self._namespace_changed(new), self._namespace_deleted
+            ),
+            name="scheduler-namespaces",
+        )
+        self.workloads = WorkloadSelectors()
+        self._workload_informers = self._workload_watches(api) if self._uses_default_spread() else []
         self.scheduled = 0
         self.failures = 0
         # Failed extender calls by verb, ignored or not: a rollout drill asserts there are none.
@@ -168,6 +182,48 @@ class Scheduler:
             return (override,)
         raise ValueError(f"scheduler_name {override!r} is not one of the profiles {list(names)}")
 
+    def _namespace_changed(self, namespace: Obj) -> None:
+        meta = namespace.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        self.namespace_labels[str(meta.get("name"))] = {str(k): str(v) for k, v in labels.items()}
+
+    def _namespace_deleted(self, namespace: Obj) -> None:
+        self.namespace_labels.pop(str((namespace.get("metadata") or {}).get("name")), None)
+
+    def _uses_default_spread(self) -> bool:
+        return any(self.config.profile(name).spread.default_constraints for name in self.scheduler_names)
+
+    def _workload_watches(self, api: client.ApiClient) -> list[Informer]:
+        """Services and ReplicaSets, whose selectors PodTopologySpread's defaults use.
+
+        kube-scheduler also reads StatefulSets and ReplicationControllers; the local API server
+        serves neither, so no pod can be owned by one here.
+        """
+        workloads = self.workloads
+        apps: Any = client.AppsV1Api(api)
+
+        def replica_set(obj: Obj) -> None:
+            workloads.set_controller(REPLICA_SET, obj)
+
+        return [
+            Informer(
+                self._core.list_service_for_all_namespaces,
+                _Handler(
+                    workloads.set_service, lambda _, new: workloads.set_service(new), workloads.delete_service
+                ),
+                name="scheduler-services",
+            ),
+            Informer(
+                apps.list_replica_set_for_all_namespaces,
+                _Handler(
+                    replica_set,
+                    lambda _, new: replica_set(new),
+                    lambda obj: workloads.delete_controller(REPLICA_SET, obj),
+                ),
+                name="scheduler-replicasets",
+            ),
+        ]
+
     # Lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -175,12 +231,13 @@ class Scheduler:
         if self._loop_task is not None:
             return
         self._session = aiohttp.ClientSession()
-        self._nodes.start()
-        self._pods.start()
+        informers = [self._nodes, self._pods, self._namespaces, *self._workload_informers]
+        for informer in informers:
+            informer.start()
         try:
             async with asyncio.timeout(self._sync_timeout):
-                await self._nodes.wait_synced()
-                await self._pods.wait_synced()
+                for informer in informers:
+                    await informer.wait_synced()
         except BaseException:
             await self.stop()
             raise
@@ -193,6 +250,9 @@ class Scheduler:
         await cancel_and_wait(task)
         await self._nodes.stop()
         await self._pods.stop()
+        await self._namespaces.stop()
+        for informer in self._workload_informers:
+            await informer.stop()
         pending = list(self._tasks)
         for pending_task in pending:
             pending_task.cancel()
@@ -295,10 +355,26 @@ class Scheduler:
         usage = PodUsage.of(facts)
         self.cache.add_pod(facts.node_name, usage)
         if fresh and self.queue.move_matching(
-            time.monotonic(),
-            lambda waiting: matches_all_terms(waiting.affinity_terms, usage.namespace, usage.labels),
+            time.monotonic(), lambda waiting: self._may_fit_now(waiting, usage)
         ):
             self._wake.set()
+
+    def _may_fit_now(self, waiting: PodFacts, placed: PodUsage) -> bool:
+        """Whether a newly placed pod may let a waiting one pass InterPodAffinity (it matches
+        all its affinity terms) or PodTopologySpread (a DoNotSchedule selector picks it, or
+        the waiting pod takes DoNotSchedule defaults, whose selectors are not known here)."""
+        if matches_all_terms(
+            waiting.affinity_terms,
+            placed.namespace,
+            placed.labels,
+            waiting.affinity_scopes,
+            self.namespace_labels,
+        ):
+            return True
+        if waiting.spread_constraints:
+            return waits_for(waiting, placed.namespace, placed.labels)
+        profile = self.config.profile(waiting.scheduler_name)
+        return profile.spread_filter and any(c.hard for c in profile.spread.default_constraints)
 
     def _pod_deleted(self, pod: Obj) -> None:
         facts = self._facts(pod)
@@ -340,9 +416,14 @@ class Scheduler:
             return
         statuses: dict[str, NodeStatus] = {}
         feasible: list[NodeInfo] = []
-        inter_pod = inter_pod_state(pod, nodes)
+        profile = self.config.profile(pod.scheduler_name)
+        inter_pod = inter_pod_state(pod, nodes, self.namespace_labels)
+        spread = NO_SPREAD
+        if profile.spread_filter:
+            hard = constraints_for(pod, hard=True, args=profile.spread, workloads=self.workloads)
+            spread = spread_filter_state(pod, hard, nodes)
         for info in nodes:
-            status = run_filters(pod, info, self._ignored, inter_pod)
+            status = run_filters(pod, info, self._ignored, inter_pod, spread)
             if status is None:
                 feasible.append(info)
             else:
@@ -358,7 +439,7 @@ class Scheduler:
             message = unschedulable_message(len(nodes), statuses, preempt_never=pod.preempt_never)
             self._fail(queued, _Attempt(REASON_UNSCHEDULABLE, message, rejected_in_tree))
             return
-        host = feasible[0].name if len(feasible) == 1 else await self._pick(queued, feasible)
+        host = feasible[0].name if len(feasible) == 1 else await self._pick(queued, profile, feasible, nodes)
         self.cache.assume(host, pod)
         self._spawn(pod.uid, self._bind(queued, host))
 
@@ -399,9 +480,18 @@ class Scheduler:
             feasible = [by_name[name] for name in result.node_names if name in by_name]
         return feasible
 
-    async def _pick(self, queued: QueuedPod, feasible: Sequence[NodeInfo]) -> str:
-        scoring = self.config.profile(queued.facts.scheduler_name).scoring
-        scores = plugin_scores(queued.facts, feasible, scoring)
+    async def _pick(
+        self, queued: QueuedPod, profile: Profile, feasible: Sequence[NodeInfo], nodes: Sequence[NodeInfo]
+    ) -> str:
+        pod = queued.facts
+        scoring = profile.scoring
+        spread = None
+        if scoring.weight(POD_TOPOLOGY_SPREAD):
+            soft = constraints_for(pod, hard=False, args=profile.spread, workloads=self.workloads)
+            # Nodes lacking a key are only scored under the system defaults (requireAllTopologies).
+            strict = bool(pod.spread_constraints) or not profile.spread.system_defaulted
+            spread = spread_score_state(pod, soft, feasible, nodes, require_all_keys=strict)
+        scores = plugin_scores(pod, feasible, scoring, spread)
         interested = [e for e in self.extenders if e.can_prioritize and e.is_interested(queued.facts)]
         if interested:
             assert self._session is not None

@@ -13,11 +13,14 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from shared.errors import FieldError
-from shared.podaffinity import PodAffinityTerm, required_terms
+from shared.podaffinity import PodAffinityTerm, label_selector, required_terms
 from shared.pods import node_labels_and_name, scheduling_needs
 from shared.requirements import Requirements, parse_requirement_list
 from shared.resources import CPU, EMPTY, MEMORY, PODS, Resources
 from shared.taints import NO_SCHEDULE, Taint, Toleration, parse_taints
+from shared.topologyspread import SpreadConstraint, pod_spread_constraints
+
+from .workloads import ControllerRef, controller_of
 
 Obj = Mapping[str, Any]
 
@@ -37,12 +40,32 @@ class PreferredTerm:
 
 
 @dataclass(frozen=True, slots=True)
+class NamespaceScope:
+    """The namespaces a required inter-pod term with a ``namespaceSelector`` covers.
+
+    ``PodAffinityTerm`` reads any namespaceSelector as every namespace, having no Namespace
+    labels; the scheduler has them, so it takes, as kube-scheduler does, the listed
+    ``namespaces`` plus those whose labels the selector matches (``{}``: all of them).
+    """
+
+    listed: frozenset[str]
+    selector: Requirements
+
+    def admits(self, namespace: str, namespace_labels: Mapping[str, Mapping[str, str]]) -> bool:
+        return namespace in self.listed or self.selector.matches(namespace_labels.get(namespace, {}))
+
+
+@dataclass(frozen=True, slots=True)
 class PodFacts:
     """What scheduling needs from a pod; ``requests`` excludes the ``pods`` slot it takes.
 
     ``alternatives`` are nodeSelector ANDed with each required affinity term, ORed
     (``shared.pods.node_selector_terms``); an empty tuple matches no node. ``affinity_terms``
-    and ``anti_affinity_terms`` are the required podAffinity and podAntiAffinity terms.
+    and ``anti_affinity_terms`` are the required podAffinity and podAntiAffinity terms, and
+    ``affinity_scopes``/``anti_affinity_scopes`` their namespaceSelectors (None: none set).
+    ``spread_constraints`` are its own topologySpreadConstraints (none: the profile's defaults
+    apply) and ``controller`` what those defaults select it by; ``terminating``: it has a
+    deletionTimestamp, so PodTopologySpread does not count it.
     """
 
     uid: str
@@ -63,6 +86,11 @@ class PodFacts:
     labels: Mapping[str, str]
     affinity_terms: tuple[PodAffinityTerm, ...]
     anti_affinity_terms: tuple[PodAffinityTerm, ...]
+    affinity_scopes: tuple[NamespaceScope | None, ...] = ()
+    anti_affinity_scopes: tuple[NamespaceScope | None, ...] = ()
+    spread_constraints: tuple[SpreadConstraint, ...] = ()
+    controller: ControllerRef | None = None
+    terminating: bool = False
 
     @property
     def key(self) -> str:
@@ -192,6 +220,25 @@ def _string_map(raw: object, path: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in raw.items()}
 
 
+def namespace_scopes(spec: Mapping[str, Any], kind: str) -> tuple[NamespaceScope | None, ...]:
+    """The namespaceSelector of each required ``kind`` term (``podAffinity`` or
+    ``podAntiAffinity``), in ``required_terms`` order; the terms are already validated."""
+    affinity = spec.get("affinity")
+    section = affinity.get(kind) if isinstance(affinity, Mapping) else None
+    terms = (
+        section.get("requiredDuringSchedulingIgnoredDuringExecution")
+        if isinstance(section, Mapping)
+        else None
+    )
+    path = f"spec.affinity.{kind}.requiredDuringSchedulingIgnoredDuringExecution"
+    scopes: list[NamespaceScope | None] = []
+    for i, term in enumerate(terms or []):
+        selector = label_selector(term.get("namespaceSelector"), f"{path}[{i}].namespaceSelector")
+        listed = frozenset(str(n) for n in term.get("namespaces") or [])
+        scopes.append(None if selector is None else NamespaceScope(listed, selector))
+    return tuple(scopes)
+
+
 def pod_facts(pod: Obj) -> PodFacts:
     """Parse a pod; raises :class:`ValueError` (a FieldError or ValidationError) on bad fields."""
     meta = _meta(pod)
@@ -218,6 +265,11 @@ def pod_facts(pod: Obj) -> PodFacts:
         labels=_string_map(meta.get("labels"), "metadata.labels"),
         affinity_terms=required_terms(spec, "podAffinity", namespace),
         anti_affinity_terms=required_terms(spec, "podAntiAffinity", namespace),
+        affinity_scopes=namespace_scopes(spec, "podAffinity"),
+        anti_affinity_scopes=namespace_scopes(spec, "podAntiAffinity"),
+        spread_constraints=pod_spread_constraints(pod),
+        controller=controller_of(meta),
+        terminating=bool(meta.get("deletionTimestamp")),
     )
 
 

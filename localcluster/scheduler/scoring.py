@@ -2,7 +2,8 @@
 
 Each plugin scores a node 0..100 (MaxNodeScore), is normalized across the candidates like the
 real plugin, and is multiplied by the profile's weight for it (kube-scheduler's defaults:
-TaintToleration 3, NodeAffinity 2, NodeResourcesFit 1, NodeResourcesBalancedAllocation 1).
+TaintToleration 3, NodeAffinity 2, PodTopologySpread 2, NodeResourcesFit 1,
+NodeResourcesBalancedAllocation 1; PodTopologySpread's own arithmetic is in ``topologyspread.py``).
 NodeResourcesFit scores with the profile's strategy, LeastAllocated (the default) or
 MostAllocated, over the strategy's resources and their weights. Extender scores (0..10) are
 scaled by their weight and by MaxNodeScore/MaxExtenderPriority before being added. Integer
@@ -28,11 +29,13 @@ from .config import (
     MOST_ALLOCATED,
     NODE_AFFINITY,
     NODE_RESOURCES_FIT,
+    POD_TOPOLOGY_SPREAD,
     TAINT_TOLERATION,
     Scoring,
 )
 from .filters import tolerated
 from .model import NodeFacts, PodFacts
+from .topologyspread import SpreadScoreState, spread_scores
 
 MAX_NODE_SCORE: Final = 100
 MAX_EXTENDER_PRIORITY: Final = 10
@@ -137,11 +140,23 @@ def normalize(scores: Mapping[str, int], *, reverse: bool = False) -> dict[str, 
 
 
 def plugin_scores(
-    pod: PodFacts, nodes: Sequence[NodeInfo], scoring: Scoring = DEFAULT_SCORING
+    pod: PodFacts,
+    nodes: Sequence[NodeInfo],
+    scoring: Scoring = DEFAULT_SCORING,
+    spread: SpreadScoreState | None = None,
 ) -> dict[str, int]:
-    """The weighted sum of the profile's in-tree score plugins for every candidate node."""
+    """The weighted sum of the profile's in-tree score plugins for every candidate node.
+
+    ``spread`` is PodTopologySpread's PreScore (``topologyspread.spread_score_state``, which
+    needs all of the cluster's nodes); None skips the plugin, as for a pod with no soft
+    constraint.
+    """
     facts = {info.name: info.facts for info in nodes if info.facts is not None}
     out = dict.fromkeys((info.name for info in nodes), 0)
+    weight = scoring.weight(POD_TOPOLOGY_SPREAD)
+    if weight and spread is not None:
+        for name, score in spread_scores(nodes, spread).items():
+            out[name] += score * weight
     weight = scoring.weight(TAINT_TOLERATION)
     if weight:
         taints = normalize(

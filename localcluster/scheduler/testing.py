@@ -73,6 +73,7 @@ def pod(
     affinity: Obj | None = None,
     tolerations: Sequence[Obj] = (),
     init_containers: Sequence[Obj] = (),
+    topology_spread: Sequence[Obj] = (),
 ) -> Obj:
     """A pending Pod with one container requesting ``cpu`` and ``memory``."""
     requests = {k: v for k, v in (("cpu", cpu), ("memory", memory)) if v is not None}
@@ -94,6 +95,8 @@ def pod(
         spec["affinity"] = affinity
     if tolerations:
         spec["tolerations"] = [dict(t) for t in tolerations]
+    if topology_spread:
+        spec["topologySpreadConstraints"] = [dict(c) for c in topology_spread]
     metadata: Obj = {"name": name, "namespace": namespace}
     if labels:
         metadata["labels"] = dict(labels)

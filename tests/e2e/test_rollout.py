@@ -30,10 +30,8 @@ import aiohttp
 import pytest
 from kubernetes_asyncio import client
 
-from extender.config import ExtenderConfig, PredictionConfig, ServerConfig, StreamConfig
+from extender.config import ExtenderConfig
 from launcher.config import (
-    AWSConfig,
-    ClusterSettings,
     LauncherConfig,
     LeaderSettings,
     ProvisioningSettings,
@@ -44,7 +42,14 @@ from localcluster.demo.seed import load_seed
 from localcluster.ec2 import MotoEC2
 from localcluster.kubelet import KubeletConfig
 from localcluster.service_proxy import ServiceProxy, http_ok, json_flag
-from localcluster.stack import EXTENDER_PREFIX, free_port, scheduler_configuration
+from localcluster.stack import (
+    EXTENDER_PREFIX,
+    aws_config,
+    cluster_settings,
+    free_port,
+    scheduler_configuration,
+)
+from localcluster.stack import extender_config as local_extender_config
 from shared import labels
 from shared.api.group import API_GROUP, API_VERSION, NODECLAIM_PLURAL, NODECLASS_PLURAL, NODEPOOL_PLURAL
 from shared.quantity import to_milli
@@ -120,19 +125,9 @@ class Drill:
 
     def launcher_config(self, name: str, port: int) -> LauncherConfig:
         return LauncherConfig(
-            cluster=ClusterSettings(
-                name=CLUSTER,
-                endpoint=self.cluster.api_url,
-                certificate_authority="bG9jYWxjbHVzdGVyLWNh",
-                kubeconfig=str(self.cluster.kubeconfig_path),
-            ),
+            cluster=cluster_settings(self.cluster, CLUSTER),
             server=ServerSettings(host="127.0.0.1", port=port, shutdown_grace=2.0),
-            aws=AWSConfig(
-                region=self.cluster.ec2.region,
-                endpoint_url=self.cluster.ec2.endpoint,
-                pricing_api=False,
-                instance_types=CATALOGUE_TYPES,
-            ),
+            aws=aws_config(self.cluster, CATALOGUE_TYPES),
             provisioning=ProvisioningSettings(resync=2.0),
             # Production Lease timings: a graceful stop releases the Lease, so the handover
             # takes one retry period, not a lease duration.
@@ -140,12 +135,9 @@ class Drill:
         )
 
     def extender_config(self, name: str, port: int) -> ExtenderConfig:
-        return ExtenderConfig(
-            server=ServerConfig(host="127.0.0.1", port=port, prefix=EXTENDER_PREFIX, shutdown_grace=2.0),
-            # The launcher heartbeats every 5 s, the default both sides assume.
-            stream=StreamConfig(url=f"ws://127.0.0.1:{self.launchers.port}/v1/demand", source=name),
-            prediction=PredictionConfig(enabled=True),
-            kubeconfig=str(self.cluster.kubeconfig_path),
+        stream_url = f"ws://127.0.0.1:{self.launchers.port}/v1/demand"
+        return local_extender_config(
+            self.cluster, port, stream_url, name, prediction=True, shutdown_grace=2.0
         )
 
     # Processes ------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""Filter answers from the names alone; the pod is read after the answer, and prediction still
-sees every filtered pod.
+"""Filter answers from the names alone; the pod is read after the answer, in the predictor's
+batches, and prediction still sees every filtered pod.
 
 The answer must not wait for anything the pod is needed for (issue 11): a deliberately slow
 prediction step shows the answer arriving before it finishes, and a real predictor shows
@@ -21,12 +21,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from extender import protocol
-from extender.afteranswer import AfterAnswer
 from extender.app import ExtenderApp
 from extender.cache import ClusterCache
 from extender.demand import DemandTracker
 from extender.metrics import ExtenderMetrics
-from extender.predict import Predictor
+from extender.predict import Predictor, filtered_pod
 from shared.demand import PodDemand
 from tests.conftest import KUBE_SCHEDULER_FIXTURES
 from tests.extender.helpers import eventually, node, pod
@@ -92,16 +91,17 @@ def test_names_only_leaves_other_shapes_to_the_full_parse() -> None:
     assert protocol.node_names_only(b'{"Pod":{},"NodeNames":["a"]}\n') == ["a"]
 
 
-async def test_overflow_drops_the_oldest_and_counts() -> None:
+async def test_overflow_drops_the_oldest_bodies_and_counts() -> None:
     metrics = ExtenderMetrics()
-    seen: list[int] = []
-    queue: AfterAnswer[int] = AfterAnswer(seen.append, size=2, dropped=metrics.after_answer_dropped)
-    for item in (1, 2, 3):
-        queue.offer(item)  # no await between: the task has not run yet
-    await eventually(lambda: queue.handled == 2)
-    assert seen == [2, 3]
-    assert metrics.after_answer_dropped._value.get() == 1
-    await queue.stop()
+    cache = ClusterCache()
+    cache.upsert_node(node("n0"))
+    predictor = Predictor(cache, DemandTracker(), queue_size=2, metrics=metrics)
+    for name in ("a", "b", "c"):
+        predictor.offer_body(filter_body(name, ["n0"]))
+    assert predictor.backlog == 2
+    assert metrics.predictions_dropped._value.get() == 1
+    assert [p["metadata"]["name"] for _, p in predictor._drain()] == ["b", "c"]
+    assert predictor.backlog == 0
 
 
 def filter_body(name: str, candidates: list[str]) -> bytes:
@@ -124,9 +124,11 @@ async def test_the_answer_does_not_wait_for_a_slow_prediction_step() -> None:
     cache.upsert_node(node("n0"))
     slow_ran: list[tuple[float, float, str]] = []
 
-    def slow_offer(pod_object: Any) -> None:  # blocks the event loop, as a slow step would
+    def slow_offer(body: bytes) -> None:  # blocks the event loop, as a slow step would
         began = time.perf_counter()
         time.sleep(0.3)
+        pod_object = filtered_pod(body)
+        assert pod_object is not None
         slow_ran.append((began, time.perf_counter(), pod_object["metadata"]["name"]))
 
     app = ExtenderApp(cache, ExtenderMetrics(), prefix="/x", on_filtered=slow_offer)
@@ -168,9 +170,11 @@ async def predicting() -> AsyncIterator[tuple[Client, Arrivals, list[str]]]:
     predictor = Predictor(cache, tracker, headroom=1, recheck_interval=0.05)
     offered: list[str] = []
 
-    def offer(pod_object: Any) -> None:
+    def offer(body: bytes) -> None:
+        pod_object = filtered_pod(body)
+        assert pod_object is not None
         offered.append(pod_object["metadata"]["name"])
-        predictor.offer(pod_object)
+        predictor.offer_body(body)
 
     predictor.start()
     app = ExtenderApp(cache, ExtenderMetrics(), prefix="/x", on_filtered=offer)
@@ -203,16 +207,18 @@ async def test_every_filtered_pod_is_predicted_within_50_ms(
     assert offered == pods + burst
 
 
-async def test_a_pod_unreadable_after_the_answer_is_not_offered() -> None:
+async def test_a_pod_unreadable_after_the_answer_is_not_predicted() -> None:
     """The answer path does not read the pod's bytes, so a body kube-scheduler would never send
-    is answered from its names; the parse after the answer finds the fault and drops the pod."""
-    offered: list[Any] = []
-    app = ExtenderApp(ClusterCache(), ExtenderMetrics(), prefix="/x", on_filtered=offered.append)
+    is answered from its names; the predictor's decode finds the fault and drops the pod."""
+    cache = ClusterCache()
+    cache.upsert_node(node("n0"))
+    predictor = Predictor(cache, DemandTracker())
+    app = ExtenderApp(cache, ExtenderMetrics(), prefix="/x", on_filtered=predictor.offer_body)
     async with TestClient(TestServer(app.build())) as client:
         response = await client.post("/x/filter", data=b'{"Pod":{"a":nope},"Nodes":null,"NodeNames":["n0"]}')
         assert response.status == 200
         assert orjson.loads(await response.read())["NodeNames"] == ["n0"]
         good = await client.post("/x/filter", data=filter_body("ok", ["n0"]))
         assert good.status == 200
-        await eventually(lambda: app.after_answer.handled == 2)
-    assert [p["metadata"]["name"] for p in offered] == ["ok"]
+    assert predictor.backlog == 2
+    assert [p["metadata"]["name"] for _, p in predictor._drain()] == ["ok"]

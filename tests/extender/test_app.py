@@ -15,6 +15,7 @@ from extender import decisions
 from extender.app import ExtenderApp
 from extender.cache import ClusterCache
 from extender.metrics import ExtenderMetrics
+from extender.predict import filtered_pod
 from tests.extender.helpers import eventually, node, pod
 
 Client = TestClient[Any, Any]
@@ -32,7 +33,7 @@ class Harness:
             prefix="/x",
             max_body_bytes=64 * 1024,
             ready=lambda: self.ready,
-            on_filtered=self.offered.append,
+            on_filtered=lambda body: self.offered.append(filtered_pod(body)),
         )
 
 

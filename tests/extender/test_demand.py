@@ -142,3 +142,23 @@ async def test_full_queue_drops_and_counts() -> None:
     for i in range(5):
         predictor.offer(pod(f"p{i}"))
     assert metrics.predictions_dropped._value.get() == 3
+
+
+async def test_a_roomy_shape_costs_no_evaluation_until_the_cache_changes() -> None:
+    """Pods of a shape with room to spare at this cache version are settled by one lookup; the
+    first pod after a cache change counts the room again (and can then predict)."""
+    cache = ClusterCache()
+    cache.upsert_node(node("a", cpu="4"))
+    tracker, _, _ = tracked()
+    predictor = Predictor(cache, tracker, headroom=1, recheck_interval=0.01)
+    predictor.offer(pod("p0", cpu="1"))
+    await run_predictor(predictor, lambda: predictor.evaluations == 1 and predictor.backlog == 0)
+    for i in range(1, 4):
+        predictor.offer(pod(f"p{i}", cpu="1"))
+    await run_predictor(predictor, lambda: predictor.backlog == 0)
+    assert predictor.evaluations == 1  # room 4 > headroom 1 at the same version: nothing to judge
+    assert len(tracker) == 0
+    cache.upsert_pod(pod("tenant", cpu="3", node_name="a"))  # room 1 left: the next pod predicts
+    predictor.offer(pod("p4", cpu="1"))
+    await run_predictor(predictor, lambda: tracker.get("uid-p4") is not None)
+    assert predictor.evaluations >= 2

@@ -180,12 +180,20 @@ def test_launch_request_keeps_planned_order_and_drops_unavailable_offerings() ->
     assert request.instance_types == ("m5.large", "c5.large")
     assert request.capacity_types == ("on-demand",)  # the claim forbids spot
     assert request.tags[labels.TAG_NODECLAIM] == "default-abcde"
-    assert request.client_token == "jitnode-token"
+    first_token = request.client_token
+    assert first_token.startswith("jitnode-token-")
+    assert len(first_token) <= 64
+    again = launch_request(claim(), catalogue, unavailable, {})
+    assert isinstance(again, LaunchRequest)
+    assert again.client_token == first_token  # the same call retried: EC2 replays its answer
     for zone in ("us-east-1a", "us-east-1b"):
         unavailable.mark("m5.large", zone, "on-demand")
     request = launch_request(claim(), catalogue, unavailable, {})
     assert isinstance(request, LaunchRequest)
     assert request.instance_types == ("c5.large",)
+    # Narrower after insufficient capacity: a new token, or EC2 answers IdempotentParameterMismatch.
+    assert request.client_token != first_token
+    assert request.client_token.startswith("jitnode-token-")
     for zone in ("us-east-1a", "us-east-1b"):
         unavailable.mark("c5.large", zone, "on-demand")
     assert isinstance(launch_request(claim(), catalogue, unavailable, {}), str)

@@ -112,6 +112,69 @@ def test_pods_planned_for_an_in_flight_claim_are_not_planned_again() -> None:
     assert [list(c.pods) for c in result.claims] == [["d"]]
 
 
+def _ready(name: str, node: str, planned: set[str]) -> InFlightClaim:
+    """A claim whose Node just became Ready (within its bind grace)."""
+    requirements = Requirements.from_labels({labels.INSTANCE_TYPE: "m5.xlarge"})
+    return InFlightClaim(name, "default", requirements, (), Resources(), frozenset(planned), node=node)
+
+
+def _room(name: str, cpu: int) -> NodeRoom:
+    return NodeRoom(name, {labels.ARCH: "amd64"}, (), Resources(cpu=cpu, memory=16 * 2**30, pods=50))
+
+
+def test_a_ready_claims_pods_wait_for_it_while_its_node_has_room() -> None:
+    pods = demand_of(pod("a"), pod("b"))
+    claim = _ready("default-abc", "node-1", {"a", "b"})
+    result = plan(
+        demand=pods, pools=[nodepool()], types=CATALOGUE, in_flight=[claim], nodes=[_room("node-1", 3000)]
+    )
+    assert result.covered == {"a": "default-abc", "b": "default-abc"}
+    assert result.claims == ()
+
+
+def test_a_ready_claims_pod_the_scheduler_left_out_is_planned_again_at_once() -> None:
+    """Other pods took its node (a node of the plan never came): it no longer waits for it."""
+    pods = demand_of(pod("a"), pod("b"))
+    claim = _ready("default-abc", "node-1", {"a", "b"})
+    result = plan(
+        demand=pods, pools=[nodepool()], types=CATALOGUE, in_flight=[claim], nodes=[_room("node-1", 1000)]
+    )
+    assert result.covered == {"a": "default-abc"}
+    assert [list(c.pods) for c in result.claims] == [["b"]]
+
+
+def test_a_left_out_pod_waits_for_another_fresh_node_with_room() -> None:
+    pods = demand_of(pod("a"))
+    full, roomy = _ready("claim-1", "node-1", {"a"}), _ready("claim-2", "node-2", set())
+    nodes = [_room("node-1", 0), _room("node-2", 2000)]
+    result = plan(demand=pods, pools=[nodepool()], types=CATALOGUE, in_flight=[full, roomy], nodes=nodes)
+    assert result.covered == {"a": "claim-1"}
+    assert result.claims == ()
+
+
+def test_a_left_out_pod_waits_for_a_launching_claim_whose_pods_went_elsewhere() -> None:
+    """The scheduler put the launching claim's pods on the Ready node and left that node's own
+    pod out: the launching claim has their room (given the demand, its pods are no longer in it)."""
+    launching = InFlightClaim(
+        "claim-2",
+        "default",
+        Requirements.from_labels({labels.INSTANCE_TYPE: "m5.xlarge"}),
+        (),
+        Resources(cpu=2000, memory=8 * 2**30, pods=20),
+        frozenset({"bound-elsewhere"}),
+    )
+    pods = demand_of(pod("a"))
+    result = plan(
+        demand=pods,
+        pools=[nodepool()],
+        types=CATALOGUE,
+        in_flight=[_ready("claim-1", "node-1", {"a"}), launching],
+        nodes=[_room("node-1", 0)],
+    )
+    assert result.covered == {"a": "claim-2"}
+    assert result.claims == ()
+
+
 def test_existing_room_counts_only_for_predicted_demand() -> None:
     node = NodeRoom("node-1", {labels.ARCH: "amd64"}, (), Resources(cpu=4000, memory=16 * 2**30, pods=50))
     pods = demand_of(pod("predicted", reason="predicted"), pod("failed"))

@@ -16,11 +16,18 @@ from localcluster.scheduler.config import (
     MOST_ALLOCATED,
     NODE_AFFINITY,
     NODE_RESOURCES_FIT,
+    POD_TOPOLOGY_SPREAD,
+    SYSTEM_SPREAD_ARGS,
     TAINT_TOLERATION,
+    Profile,
     Scoring,
+    SpreadArgs,
 )
 from shared.errors import ValidationError
+from shared.labels import ZONE
+from shared.topologyspread import SpreadConstraint
 
+SHIPPED = Path(__file__).resolve().parents[2] / "manifests" / "scheduler" / "config.yaml"
 HEADER = "apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\n"
 
 FULL = """
@@ -136,6 +143,7 @@ def test_score_plugins_and_fit_strategy_are_read() -> None:
         NODE_AFFINITY: 1,  # enabled without a weight: 1, as kube-scheduler's framework sets it
         NODE_RESOURCES_FIT: 5,
         BALANCED_ALLOCATION: 0,
+        POD_TOPOLOGY_SPREAD: 1,  # named in score.enabled: its weight replaces the default 2
     }
     assert packer.scoring.fit_strategy == MOST_ALLOCATED
     assert packer.scoring.fit_resources == (("cpu", 2), ("memory", 1))
@@ -144,6 +152,7 @@ def test_score_plugins_and_fit_strategy_are_read() -> None:
         NODE_AFFINITY: 0,
         NODE_RESOURCES_FIT: 0,
         BALANCED_ALLOCATION: 0,
+        POD_TOPOLOGY_SPREAD: 0,
     }
     assert default.scoring == Scoring()
     assert default.scoring.weights == DEFAULT_SCORE_WEIGHTS
@@ -190,3 +199,79 @@ def test_bad_config_names_the_field(body: str, path: str) -> None:
     with pytest.raises(ValidationError) as caught:
         load_scheduler_config(text)
     assert path in [e.path for e in caught.value.errors]
+
+
+def _spread_profile(plugins: str = "", plugin_config: str = "") -> Profile:
+    (profile,) = load_scheduler_config(
+        HEADER + "profiles:\n- schedulerName: s\n" + plugins + plugin_config
+    ).profiles
+    return profile
+
+
+@pytest.mark.parametrize(
+    ("plugins", "weight", "filters"),
+    [
+        ("", 2, True),
+        ("  plugins:\n    multiPoint:\n      disabled: [{name: PodTopologySpread}]\n", 0, False),
+        ("  plugins:\n    multiPoint:\n      disabled: [{name: '*'}]\n", 0, False),
+        ("  plugins:\n    filter:\n      disabled: [{name: PodTopologySpread}]\n", 2, False),
+        ("  plugins:\n    filter:\n      disabled: [{name: '*'}]\n", 2, False),
+        ("  plugins:\n    score:\n      disabled: [{name: PodTopologySpread}]\n", 0, True),
+        ("  plugins:\n    multiPoint:\n      enabled: [{name: PodTopologySpread, weight: 7}]\n", 7, True),
+        (
+            "  plugins:\n    multiPoint:\n      disabled: [{name: '*'}]\n"
+            "    score:\n      enabled: [{name: PodTopologySpread}]\n",
+            1,
+            False,
+        ),
+        (
+            "  plugins:\n    multiPoint:\n      disabled: [{name: PodTopologySpread}]\n"
+            "    filter:\n      enabled: [{name: PodTopologySpread}]\n",
+            0,
+            True,
+        ),
+    ],
+)
+def test_pod_topology_spread_is_enabled_and_weighted_like_kube_scheduler(
+    plugins: str, weight: int, filters: bool
+) -> None:
+    profile = _spread_profile(plugins)
+    assert profile.scoring.weight(POD_TOPOLOGY_SPREAD) == weight
+    assert profile.spread_filter is filters
+
+
+def test_multi_point_weights_apply_to_every_modelled_score_plugin() -> None:
+    profile = _spread_profile(
+        "  plugins:\n    multiPoint:\n      enabled: [{name: NodeResourcesFit, weight: 4}]\n"
+        "      disabled: [{name: TaintToleration}]\n"
+        "    score:\n      enabled: [{name: NodeResourcesFit, weight: 6}]\n"
+    )
+    assert profile.scoring.weights == {**DEFAULT_SCORE_WEIGHTS, TAINT_TOLERATION: 0, NODE_RESOURCES_FIT: 6}
+    assert _spread_profile(
+        "  plugins:\n    multiPoint:\n      enabled: [{name: NodeResourcesFit, weight: 4}]\n"
+    ).scoring.weights == {**DEFAULT_SCORE_WEIGHTS, NODE_RESOURCES_FIT: 4}
+
+
+def test_pod_topology_spread_args_are_read_per_profile() -> None:
+    profile = _spread_profile(
+        plugin_config="  pluginConfig:\n  - name: PodTopologySpread\n    args:\n      defaultingType: List\n"
+        "      defaultConstraints:\n      - {topologyKey: topology.kubernetes.io/zone, maxSkew: 1,"
+        " whenUnsatisfiable: DoNotSchedule}\n"
+    )
+    assert profile.spread == SpreadArgs((SpreadConstraint(ZONE, 1, hard=True),), system_defaulted=False)
+    assert _spread_profile().spread is SYSTEM_SPREAD_ARGS
+    with pytest.raises(ValidationError) as caught:
+        _spread_profile(
+            plugin_config="  pluginConfig:\n  - name: PodTopologySpread\n    args:\n"
+            "      defaultConstraints: [{topologyKey: x, maxSkew: 1, whenUnsatisfiable: DoNotSchedule}]\n"
+        )
+    assert [e.path for e in caught.value.errors] == ["profiles[0].pluginConfig[0].args.defaultingType"]
+
+
+def test_shipped_profile_spreads_as_a_real_kube_scheduler() -> None:
+    """The shipped profile names no PodTopologySpread settings: the system defaults, the filter
+    and the default weight 2 all apply, as on the real jitnode-scheduler."""
+    (profile,) = load_scheduler_config(SHIPPED).profiles
+    assert profile.spread is SYSTEM_SPREAD_ARGS
+    assert profile.spread_filter
+    assert profile.scoring.weight(POD_TOPOLOGY_SPREAD) == 2

@@ -352,3 +352,34 @@ async def test_required_pod_affinity_waits_for_its_peer(kube: Cluster, start: St
         await v1.create_namespaced_pod("default", pod("cache", labels={"app": "cache"}))
         peer = await wait_for(lambda: node_of(v1, "cache"))
         assert await wait_for(lambda: node_of(v1, "web")) == peer
+
+
+async def test_pod_affinity_namespace_selector_reads_namespace_labels(kube: Cluster, start: Start) -> None:
+    """The scheduler watches Namespaces: a follower whose term selects the cache's namespace by
+    its ``kubernetes.io/metadata.name`` label joins it; one selecting another namespace waits."""
+    _, v1 = kube
+    for name in ("n0", "n1"):
+        await v1.create_node(node(name))
+    await v1.create_namespace(
+        {"metadata": {"name": "caches", "labels": {"kubernetes.io/metadata.name": "caches"}}}
+    )
+
+    def follower(name: str, namespace: str) -> dict[str, Any]:
+        term = {
+            "topologyKey": "kubernetes.io/hostname",
+            "labelSelector": {"matchLabels": {"app": "cache"}},
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+        }
+        return pod(name, affinity={"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}})
+
+    async with start():
+        await v1.create_namespaced_pod("caches", pod("cache", namespace="caches", labels={"app": "cache"}))
+        await v1.create_namespaced_pod("default", follower("joins", "caches"))
+        await v1.create_namespaced_pod("default", follower("waits", "default"))
+
+        async def cache_node() -> str | None:
+            return (await v1.read_namespaced_pod("cache", "caches")).spec.node_name  # type: ignore[no-any-return]
+
+        assert await wait_for(lambda: node_of(v1, "joins")) == await wait_for(cache_node)
+        cond = await wait_for(lambda: condition(v1, "waits"))
+        assert "didn't match pod affinity rules" in cond.message

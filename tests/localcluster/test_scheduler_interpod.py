@@ -308,3 +308,34 @@ def test_queue_moves_only_pods_waiting_for_a_match() -> None:
     moved = queue.get("w")
     assert moved is not None
     assert moved.where is Where.ACTIVE
+
+
+def test_namespace_selector_with_the_namespaces_labels() -> None:
+    """Given the Namespaces' labels, a namespaceSelector selects as kube-scheduler's does: the
+    namespaces whose labels match, plus those listed; ``{}`` every one."""
+    namespaces = {"default": {"team": "x"}, "other": {"team": "y"}, "third": {}}
+    cache = cluster([node("a"), node("b")], {"a": [pod("web-0", namespace="other", labels=WEB)]})
+
+    def place(p: dict[str, Any], c: ClusterCache = cache) -> dict[str, NodeStatus | None]:
+        facts = pod_facts(p)
+        state = inter_pod_state(facts, c.nodes(), namespaces)
+        return {info.name: run_filters(facts, info, (), state) for info in c.nodes()}
+
+    team_y = anti(term(HOST, WEB, namespace_selector={"matchLabels": {"team": "y"}}))
+    team_x = anti(term(HOST, WEB, namespace_selector={"matchLabels": {"team": "x"}}))
+    assert place(pod("web-1", labels=WEB, affinity=team_y)) == {"a": ANTI, "b": None}
+    assert place(pod("web-1", labels=WEB, affinity=team_x)) == {"a": None, "b": None}
+    listed = anti(term(HOST, WEB, namespaces=["other"], namespace_selector={"matchLabels": {"team": "x"}}))
+    assert place(pod("web-1", labels=WEB, affinity=listed)) == {"a": ANTI, "b": None}
+    everywhere = anti(term(HOST, WEB, namespace_selector={}))
+    assert place(pod("web-1", namespace="third", labels=WEB, affinity=everywhere)) == {"a": ANTI, "b": None}
+    # Required affinity: the peer must be in a selected namespace.
+    follow_y = affinity(term(HOST, WEB, namespace_selector={"matchLabels": {"team": "y"}}))
+    follow_x = affinity(term(HOST, WEB, namespace_selector={"matchLabels": {"team": "x"}}))
+    assert place(pod("api-0", labels={"app": "api"}, affinity=follow_y)) == {"a": None, "b": AFFINITY}
+    assert place(pod("api-0", labels={"app": "api"}, affinity=follow_x)) == {"a": AFFINITY, "b": AFFINITY}
+    # An existing pod's term is read against the incoming pod's namespace labels.
+    guard = pod("guard", namespace="other", affinity=team_x)
+    guarded = cluster([node("a"), node("b")], {"a": [guard]})
+    assert place(pod("web-1", labels=WEB), guarded) == {"a": EXISTING, "b": None}
+    assert place(pod("web-1", namespace="third", labels=WEB), guarded) == {"a": None, "b": None}

@@ -22,9 +22,11 @@ from shared.demand import (
     encode,
 )
 from shared.errors import ValidationError
+from shared.podaffinity import PodAffinityTerm
 from shared.requirements import Requirement, Requirements
 from shared.resources import Resources
 from shared.taints import Toleration
+from shared.topologyspread import SpreadConstraint
 
 POD: dict[str, Any] = {
     "metadata": {
@@ -135,12 +137,39 @@ DEMANDS = st.builds(
     reason=st.sampled_from(["unschedulable", "predicted"]),
     exclusive=st.none() | st.text(min_size=1, max_size=12),
     exclusive_zone=st.booleans(),
+    labels=st.dictionaries(st.sampled_from(["app", "tier", "pod-template-hash"]), st.text(max_size=5)),
+    spread=st.lists(
+        st.builds(
+            SpreadConstraint,
+            topology_key=st.sampled_from(["topology.kubernetes.io/zone", "kubernetes.io/hostname"]),
+            max_skew=st.integers(1, 5),
+            hard=st.booleans(),
+            selector=st.none()
+            | st.lists(REQS.filter(lambda r: r.operator not in ("Gt", "Lt")), max_size=2).map(
+                lambda rs: Requirements.of(*rs)
+            ),
+            min_domains=st.integers(1, 4),
+            honor_node_affinity=st.booleans(),
+            honor_node_taints=st.booleans(),
+        ),
+        max_size=2,
+    ).map(tuple),
+    affinity=st.lists(
+        st.builds(
+            PodAffinityTerm,
+            st.sampled_from(["topology.kubernetes.io/zone", "kubernetes.io/hostname"]),
+            st.none() | st.lists(REQS, max_size=2).map(lambda rs: Requirements.of(*rs)),
+            st.none() | st.frozensets(st.sampled_from(["default", "team-a"]), min_size=1),
+        ),
+        max_size=2,
+    ).map(tuple),
 ).map(
     lambda d: PodDemand(
         **{
             **d.__dict__,
             "owner_name": "j" if d.owner_kind else None,
             "exclusive_zone": d.exclusive_zone and d.exclusive is not None,
+            "anti_affinity": d.affinity[::-1],
         }
     )
 )
@@ -291,3 +320,115 @@ def test_arbitrary_json_never_raises_anything_but_validation_errors(doc: Any) ->
     for candidate in (doc, {**base_upsert(), "demand": doc}):
         with contextlib.suppress(ValidationError):
             decode(orjson.dumps(candidate))
+
+
+SPREAD_POD: dict[str, Any] = {
+    **POD,
+    "metadata": {**POD["metadata"], "labels": {"app": "web", "pod-template-hash": "5d"}},
+    "spec": {
+        **POD["spec"],
+        "topologySpreadConstraints": [
+            {
+                "maxSkew": 1,
+                "topologyKey": "topology.kubernetes.io/zone",
+                "whenUnsatisfiable": "DoNotSchedule",
+                "labelSelector": {"matchLabels": {"app": "web"}},
+                "matchLabelKeys": ["pod-template-hash"],
+            }
+        ],
+        "affinity": {
+            "podAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": [
+                    {
+                        "topologyKey": "topology.kubernetes.io/zone",
+                        "labelSelector": {"matchLabels": {"app": "db"}},
+                    }
+                ]
+            },
+            "podAntiAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": [
+                    {
+                        "topologyKey": "kubernetes.io/hostname",
+                        "labelSelector": {"matchLabels": {"app": "batch"}},
+                    }
+                ]
+            },
+        },
+    },
+}
+
+
+def test_the_inter_pod_fields_are_carried_in_the_documented_shape() -> None:
+    d = PodDemand.from_pod(SPREAD_POD, "unschedulable", 1.0)
+    assert d.constrained
+    assert d.labels == {"app": "web", "pod-template-hash": "5d"}
+    wire = orjson.loads(encode(Upsert(1, "ext-0", d)))["demand"]
+    assert wire["labels"] == {"app": "web", "pod-template-hash": "5d"}
+    assert wire["topologySpread"] == [
+        {
+            "topologyKey": "topology.kubernetes.io/zone",
+            "maxSkew": 1,
+            "whenUnsatisfiable": "DoNotSchedule",
+            "selector": [
+                {"key": "app", "operator": "In", "values": ["web"]},
+                {"key": "pod-template-hash", "operator": "In", "values": ["5d"]},
+            ],
+        }
+    ]
+    assert wire["podAffinity"] == [
+        {
+            "topologyKey": "topology.kubernetes.io/zone",
+            "selector": [{"key": "app", "operator": "In", "values": ["db"]}],
+            "namespaces": ["default"],
+        }
+    ]
+    assert wire["podAntiAffinity"][0]["topologyKey"] == "kubernetes.io/hostname"
+    assert decode(encode(Upsert(1, "ext-0", d))) == Upsert(1, "ext-0", d)
+
+
+def test_an_old_receiver_gets_exactly_what_it_got_before_and_an_old_sender_is_understood() -> None:
+    """New fields are optional additions: without them the message is the one an older sender
+    wrote for the pod, and that message decodes to the pod with no inter-pod constraints."""
+    constrained = PodDemand.from_pod(SPREAD_POD, "unschedulable", 1.0)
+    wire = orjson.loads(encode(Upsert(1, "ext-0", constrained)))
+    new_keys = {"labels", "topologySpread", "podAffinity", "podAntiAffinity"}
+    old_wire = {k: v for k, v in wire["demand"].items() if k not in new_keys}
+    plain = PodDemand.from_pod(POD, "unschedulable", 1.0)
+    assert old_wire == orjson.loads(encode(Upsert(1, "ext-0", plain)))["demand"]
+    old = decode(orjson.dumps({**wire, "demand": old_wire}))
+    assert isinstance(old, Upsert)
+    assert old.demand == plain
+    assert not old.demand.constrained
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "error_path"),
+    [
+        ("labels", ["app"], "demand.labels"),
+        ("labels", {"app": 1}, "demand.labels"),
+        ("topologySpread", {}, "demand.topologySpread"),
+        ("topologySpread", [{"topologyKey": "z", "maxSkew": 0}], "demand.topologySpread[0].maxSkew"),
+        (
+            "topologySpread",
+            [{"topologyKey": "z", "maxSkew": 1, "whenUnsatisfiable": "Maybe"}],
+            "demand.topologySpread[0].whenUnsatisfiable",
+        ),
+        ("podAffinity", [{"selector": None}], "demand.podAffinity[0].topologyKey"),
+        (
+            "podAntiAffinity",
+            [{"topologyKey": "z", "namespaces": "x"}],
+            "demand.podAntiAffinity[0].namespaces",
+        ),
+        (
+            "podAntiAffinity",
+            [{"topologyKey": "z", "selector": [{"key": "a", "operator": "Near"}]}],
+            "demand.podAntiAffinity[0].selector[0].operator",
+        ),
+    ],
+)
+def test_malformed_inter_pod_fields_name_the_field(key: str, value: Any, error_path: str) -> None:
+    doc = orjson.loads(encode(Upsert(1, "ext-0", demand())))
+    doc["demand"][key] = value
+    with pytest.raises(ValidationError) as info:
+        decode(orjson.dumps(doc))
+    assert error_path in [e.path for e in info.value.errors]
