@@ -53,10 +53,10 @@ class PodAffinityTerm:
 
     ``selector`` None is a null labelSelector (matches no pod); an empty one matches every pod.
     ``namespaces`` None means every namespace: a ``namespaceSelector`` is set. ``{}`` selects
-    every namespace; a non-empty one would need the Namespace objects' labels, which neither the
-    planner nor the emulated scheduler has, so it is taken to select every namespace as well (it
-    errs toward counting too many pods: anti-affinity keeps pods apart, affinity finds a peer more
-    easily). Without a namespaceSelector, the ``namespaces`` listed, or the owner's own namespace
+    every namespace; a non-empty one would need the Namespace objects' labels, which the planner
+    does not have, so here it is taken to select every namespace as well (it errs toward counting
+    too many pods: anti-affinity keeps pods apart, affinity finds a peer more easily). The
+    emulated scheduler does read Namespace labels and narrows it (``localcluster/scheduler/model.py``). Without a namespaceSelector, the ``namespaces`` listed, or the owner's own namespace
     when none are.
     """
 
