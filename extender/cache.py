@@ -20,7 +20,7 @@ from typing import Any
 from extender import keys
 from extender.scoretable import ScoreTable
 from shared import labels
-from shared.errors import FieldError
+from shared.errors import FieldError, ValidationError
 from shared.pods import effective_requests, is_terminal
 from shared.resources import CPU, MEMORY, PODS, Resources
 
@@ -141,6 +141,8 @@ class ClusterCache:
         self.nodes: dict[str, NodeState] = {}
         self.usage: dict[str, Usage] = {}
         self.pods: dict[str, PodRecord] = {}
+        # The same records by node, so what reads one node's pods never walks every pod.
+        self.pods_by_node: dict[str, dict[str, PodRecord]] = {}
         # Names of nodes filter fails; a set so filter is one lookup per candidate.
         self.disrupted: set[str] = set()
         # Prioritize's columns, kept in step with nodes and usage.
@@ -197,7 +199,7 @@ class ClusterCache:
             return  # a bound pod's requests don't change (resize aside): nothing to recount
         try:
             requests = effective_requests(pod)
-        except (FieldError, TypeError):
+        except (FieldError, ValidationError, TypeError):  # it raises ValidationError naming the field
             self.rejected_objects += 1
             return
         if previous is not None:
@@ -210,15 +212,25 @@ class ClusterCache:
             namespace=str(meta.get("namespace") or "default"),
             labels=raw_labels if isinstance(raw_labels, Mapping) else {},
         )
+        if previous is not None:
+            self._unindex(uid, previous)
         self.pods[uid] = record
+        self.pods_by_node.setdefault(node_name, {})[uid] = record
         self._account(record, +1)
         self.version += 1
 
     def delete_pod(self, pod: Obj) -> None:
-        record = self.pods.pop(pod_uid(pod), None)
+        uid = pod_uid(pod)
+        record = self.pods.pop(uid, None)
         if record is not None:
+            self._unindex(uid, record)
             self._account(record, -1)
             self.version += 1
+
+    def _unindex(self, uid: str, record: PodRecord) -> None:
+        here = self.pods_by_node.get(record.node_name)
+        if here is not None and here.pop(uid, None) is not None and not here:
+            del self.pods_by_node[record.node_name]
 
     def _account(self, record: PodRecord, sign: int) -> None:
         usage = self.usage.get(record.node_name)

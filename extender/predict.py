@@ -316,9 +316,7 @@ class Predictor:
         """Room under the pod's spread and affinity: every node is read (domains and the pods
         in them count even where the pod cannot go), with the pods bound to it."""
         needs = shape.needs
-        bound: dict[str, list[interpod.PodKey]] = {}
-        for record in self.cache.pods.values():
-            bound.setdefault(record.node_name, []).append((record.namespace, record.labels))
+        by_node = self.cache.pods_by_node
         views: list[interpod.NodeView] = []
         for counted, state in enumerate(self.cache.nodes.values(), start=1):
             usable = not (state.disrupted or state.cordoned)
@@ -331,7 +329,7 @@ class Predictor:
                     fit,
                     any(req.matches(node_labels) for req in needs.requirements),
                     self._tolerated(needs, state),
-                    bound.get(state.name, ()),
+                    [(r.namespace, r.labels) for r in by_node.get(state.name, {}).values()],
                 )
             )
             if counted % _NODES_PER_SLICE == 0:

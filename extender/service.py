@@ -29,9 +29,11 @@ from extender.runtime import HeapFreezer
 from extender.stream import DemandStream
 from extender.webhook import webhook_routes
 from shared.informer import Fanout, Informer
+from shared.informerstats import InformerCollector
 from shared.logs import get_logger
 from shared.process import until_terminated
 from shared.servingcert import ServingCertificate
+from shared.slim import slim_node, slim_pod
 
 _log = get_logger(__name__)
 
@@ -71,20 +73,28 @@ class ExtenderService:
         )
         self.stream: DemandStream | None = None
         core = k8s.CoreV1Api(api_client)
+        # Both cut down to what the cache and the tracker read as they are decoded (shared.slim).
         self.nodes = Informer(
-            core.list_node, NodeEvents(self.cache), name="nodes", watch_timeout=config.watch_timeout
+            core.list_node,
+            NodeEvents(self.cache),
+            name="nodes",
+            watch_timeout=config.watch_timeout,
+            transform=slim_node,
         )
         self.pods = Informer(
             core.list_pod_for_all_namespaces,
             Fanout(PodEvents(self.cache), self.tracker),
             name="pods",
             watch_timeout=config.watch_timeout,
+            transform=slim_pod,
         )
         # Small and rarely changing: the webhook's opt-in check reads it, never the API.
         self.namespace_labels = NamespaceLabels()
         self.namespaces = Informer(
             core.list_namespace, self.namespace_labels, name="namespaces", watch_timeout=config.watch_timeout
         )
+        # Sync and lag of each informer, on /metrics (read at scrape time).
+        self.metrics.registry.register(InformerCollector((self.nodes, self.pods, self.namespaces)))
         self.certificate = (
             ServingCertificate(
                 config.server.tls_cert_file,

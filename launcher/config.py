@@ -7,8 +7,11 @@ CA), which user data needs so that new nodes can join. See ``shared.config`` for
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
+from launcher.disruption.repairpolicy import DEFAULT_MAX_UNHEALTHY_PERCENT, DEFAULT_POLICIES, parse_policies
 from shared.config import Seconds
+from shared.errors import FieldError
 
 ENV_PREFIX = "JITNODE_LAUNCHER_"
 
@@ -96,11 +99,89 @@ class LeaderSettings:
 
 
 @dataclass(frozen=True)
+class RepairSettings:
+    """Node repair (docs/node-repair.md): replace nodes that stay unhealthy."""
+
+    enabled: bool = field(
+        default=False,
+        metadata={"help": "repair the nodes of NodePools that do not set spec.disruption.repair"},
+    )
+    policies: dict[str, Seconds] = field(
+        default_factory=lambda: dict(DEFAULT_POLICIES),
+        metadata={"help": "ConditionType:Status -> how long a node may stay so before it is replaced"},
+    )
+    max_unhealthy_percent: int = field(
+        default=DEFAULT_MAX_UNHEALTHY_PERCENT,
+        metadata={"help": "no repair in a NodePool with more of its nodes unhealthy (rounded up)"},
+    )
+    replacement_wait: Seconds = field(
+        default=600.0,
+        metadata={"help": "how long a repair waits for Ready replacements before deleting the node"},
+    )
+
+    def __post_init__(self) -> None:
+        parse_policies(self.policies, "policies")
+        if not 0 <= self.max_unhealthy_percent <= 100:
+            raise FieldError("max_unhealthy_percent", "must be between 0 and 100")
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    """Drift (docs/drift.md): replace nodes whose NodePool or EC2NodeClass asks for something else."""
+
+    enabled: bool = field(default=True, metadata={"help": "mark drifted NodeClaims and replace their nodes"})
+    nodeclass_refresh: Seconds = field(
+        default=300.0,
+        metadata={
+            "help": "re-resolve EC2NodeClasses (AMI aliases, selectors) this often: drift shows at this pace"
+        },
+    )
+    resync: Seconds = field(default=60.0, metadata={"help": "check every NodeClaim for drift this often"})
+
+
+@dataclass(frozen=True)
+class BuffersConfig:
+    """CapacityBuffers (docs/capacity-buffers.md): spare capacity kept ready as virtual pods."""
+
+    enabled: bool = field(
+        default=True, metadata={"help": "keep capacity for autoscaling.x-k8s.io CapacityBuffers"}
+    )
+    resync: Seconds = field(
+        default=10.0,
+        metadata={"help": "re-read each buffer's PodTemplate or workload this often (percentage follows)"},
+    )
+
+
+@dataclass(frozen=True)
+class InterruptionConfig:
+    """Interruption handling (docs/interruption.md): act on the notices EC2 sends before it
+    reclaims, stops or maintains an instance, read from an SQS queue fed by EventBridge rules."""
+
+    queue: str = field(
+        default="", metadata={"help": "the SQS queue's name or URL (empty: no interruption handling)"}
+    )
+    rebalance: Literal["act", "report"] = field(
+        default="report",
+        metadata={"help": "on a rebalance recommendation, replace the node (act) or only record it"},
+    )
+    visibility_timeout: Seconds = field(
+        default=60.0, metadata={"help": "a received message not deleted by then is received again"}
+    )
+    min_drain: Seconds = field(
+        default=30.0, metadata={"help": "the shortest drain a late notice gets before its NodeClaim goes"}
+    )
+
+
+@dataclass(frozen=True)
 class LauncherConfig:
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     aws: AWSConfig = field(default_factory=AWSConfig)
     provisioning: ProvisioningSettings = field(default_factory=ProvisioningSettings)
     leader: LeaderSettings = field(default_factory=LeaderSettings)
+    drift: DriftConfig = field(default_factory=DriftConfig)
+    buffers: BuffersConfig = field(default_factory=BuffersConfig)
+    repair: RepairSettings = field(default_factory=RepairSettings)
+    interruption: InterruptionConfig = field(default_factory=InterruptionConfig)
     log_level: str = "info"
     log_format: str = "json"

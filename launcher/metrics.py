@@ -55,3 +55,37 @@ LEAKS_COLLECTED = Counter("jitnode_launcher_leaked_instances_collected_total", "
 REGISTRATION_TIMEOUTS = Counter(
     "jitnode_launcher_registration_timeouts_total", "Claims deleted for not registering in time"
 )
+NODES_REPAIRED = Counter(
+    "jitnode_launcher_nodes_repaired_total",
+    "Unhealthy nodes whose repair started, by the Node condition and status that triggered it and NodePool",
+    ["condition", "status", "nodepool"],
+)
+REPAIR_BLOCKED = Gauge(
+    "jitnode_launcher_repair_blocked_nodes",
+    "Nodes past their repair toleration left alone because too many of their NodePool's nodes are unhealthy",
+    ["nodepool"],
+)
+WARM_INSTANCES = Gauge(
+    "jitnode_launcher_warm_instances",
+    "Warm-pool instances by NodePool and state (Stopped, Hibernated, Running, Filling)",
+    ["nodepool", "state"],
+)
+WARM_POOL_COST = Gauge(
+    "jitnode_launcher_warm_pool_cost_per_hour",
+    "What a NodePool's warm instances cost per hour: as they are (EBS only while stopped), or running",
+    ["nodepool", "basis"],  # current | running
+)
+WARM_STARTS = Counter(
+    "jitnode_launcher_warm_starts_total", "Warm instances the planner took for pending pods", ["nodepool"]
+)
+INTERRUPTION_MESSAGES = Counter(
+    "jitnode_launcher_interruption_messages_total",
+    "Interruption queue messages by event (SpotInterrupted, InstanceStopping..., invalid) and what it asked",
+    ["event", "action"],  # replace | report | ignore | deleted (invalid)
+)
+BUFFER_CHUNKS = Gauge(
+    "jitnode_launcher_capacity_buffer_chunks",
+    "CapacityBuffer chunks by what the last plan did with them: held (free room on nodes holds "
+    "them), launching (capacity on its way) or unavailable (no NodePool can take them)",
+    ["state"],
+)

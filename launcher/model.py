@@ -98,6 +98,9 @@ class LaunchRequest:
     capacity_types: tuple[str, ...]
     architecture: str  # Kubernetes spelling (amd64, arm64): picks the launch template
     tags: Mapping[str, str] = field(default_factory=dict)
+    # (type, zone, capacity type) offerings of the listed types marked unavailable: the fleet
+    # asks for none of them, though the type and the zone are each usable with others.
+    unavailable: frozenset[tuple[str, str, str]] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,9 @@ class Instance:
     private_dns_name: str
     image_id: str
     tags: Mapping[str, str] = field(default_factory=dict)
+    # Where it runs, for drift (empty / None: not described, e.g. a launch not yet listed).
+    subnet_id: str = ""
+    security_groups: tuple[str, ...] | None = None
 
     @property
     def provider_id(self) -> str:

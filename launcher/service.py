@@ -29,21 +29,27 @@ from typing import Any
 
 from aiohttp import web
 from kubernetes_asyncio import client as k8s
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from launcher.aws.catalogue import CatalogueSettings, InstanceCatalogue
 from launcher.aws.inspect import inspect_nodeclass
 from launcher.aws.nodeclass import NodeClassResolver, ResolverSettings
 from launcher.aws.provider import AWSCloudProvider
+from launcher.aws.queue import InterruptionQueue
 from launcher.aws.session import AWSClients, pricing_region
 from launcher.aws.templates import LaunchTemplates
 from launcher.aws.userdata import ClusterInfo
+from launcher.buffers.controller import BufferController, BufferSettings
 from launcher.config import LauncherConfig, ProvisioningSettings
 from launcher.demand.book import DemandBook
 from launcher.demand.podwatch import PodWatchDemand
 from launcher.demand.server import DemandServer
-from launcher.disruption.controller import DisruptionController
+from launcher.disruption.controller import DisruptionController, DisruptionSettings
+from launcher.disruption.repairer import NodeRepairSettings
 from launcher.disruption.replacement import ClaimReplacer
+from launcher.interruption.controller import InterruptionController
+from launcher.interruption.decisions import Policy, RebalancePolicy
+from launcher.interruption.instances import ClaimsByInstance
 from launcher.kube import NodeClaimWriter, NodeWriter, StatusWriter
 from launcher.leader import LeaderElector
 from launcher.lifecycle.collector import LeakCollector
@@ -56,14 +62,16 @@ from launcher.provider import CloudProvider
 from launcher.provisioning.provisioner import Provisioner, ProvisionerSettings
 from launcher.state import LauncherState
 from launcher.status.controller import StatusController
+from launcher.status.drift import DriftController, DriftSettings
+from launcher.warmpool.controller import WarmPoolController
 from shared.events import EventRecorder
+from shared.informerstats import InformerCollector
 from shared.logs import get_logger
 from shared.servingcert import ServingCertificate
 from shared.tasks import within
 
 log = get_logger("launcher.service")
 LEADER_LABEL = "jitnode.io/launcher-leader"
-TEMPLATE_RESYNC_SECONDS = 300.0
 # How long a plan waits for a template sync under way (a NodeClass resolves in well under this).
 PLAN_SETTLE_SECONDS = 10.0
 
@@ -109,6 +117,19 @@ class LauncherService:
         self.clients = clients
         cluster = config.cluster
         self.state = LauncherState(api)
+        # Sync and lag of each informer, served on /metrics beside the process-wide registry.
+        self.informer_metrics = CollectorRegistry()
+        self.informer_metrics.register(
+            InformerCollector(
+                (
+                    self.state.nodepool_informer,
+                    self.state.nodeclass_informer,
+                    self.state.nodeclaim_informer,
+                    self.state.node_informer,
+                    self.state.pod_informer,
+                )
+            )
+        )
         self.book = DemandBook()
         if config.provisioning.watch_pods:
             # Demand from a second path: pending pods are seen even with no extender connected.
@@ -166,6 +187,32 @@ class LauncherService:
                 resync_seconds=config.provisioning.resync,
             ),
         )
+        # CapacityBuffers: their chunks enter the demand book as one more source.
+        self.buffers = (
+            BufferController(
+                api,
+                self.book,
+                BufferSettings(resync=config.buffers.resync),
+                nodes=self.state.nodes,
+                claims=self.state.nodeclaims,
+            )
+            if config.buffers.enabled
+            else None
+        )
+        # Warm pools (docs/warm-pools.md): filled, parked and rotated; started when a plan takes one.
+        self.warm_pools = WarmPoolController(
+            state=self.state,
+            api=api,
+            provider=self.provider,
+            claims=NodeClaimWriter(api),
+            nodes=NodeWriter(api),
+            status=StatusWriter(api),
+            instances=self.instances,
+            unavailable=self.unavailable,
+            catalogue=self.catalogue.get,
+            enqueue=self.claims.enqueue,
+            zones=self.nodeclass_zones,
+        )
         self.provisioner = Provisioner(
             state=self.state,
             book=self.book,
@@ -182,6 +229,8 @@ class LauncherService:
             ),
             nodeclass_zones=self.nodeclass_zones,
             before_plan=self._settle_for_plan,
+            on_plan=self.buffers.observe_plan if self.buffers is not None else None,
+            take_warm=self.warm_pools.activate,
         )
         self.disruption = DisruptionController(
             state=self.state,
@@ -193,12 +242,26 @@ class LauncherService:
             pending=self.book.current,
             replacer=ClaimReplacer(NodeClaimWriter(api), on_created=self.claims.enqueue),
             nodeclass_zones=self.nodeclass_zones,
+            settings=DisruptionSettings(repair=NodeRepairSettings.from_config(config.repair)),
         )
+        # Interruption notices from the SQS queue (docs/interruption.md), when one is configured.
+        self.interruption = self._interruption_controller(config, api, clients)
         # Status on NodePools, EC2NodeClasses and NodeClaims; its index follows events from now on.
         self.status = StatusController(
             state=self.state,
             writer=StatusWriter(api),
             inspect=functools.partial(inspect_nodeclass, resolver),
+        )
+        # Drifted conditions on NodeClaims, against what a launch would use now (the disruption
+        # controller replaces drifted nodes).
+        self.drift = DriftController(
+            state=self.state,
+            writer=StatusWriter(api),
+            claims=NodeClaimWriter(api),
+            events=self.events,
+            resolved=self.templates.resolved,
+            instance_of=self.instances.by_claim,
+            settings=DriftSettings(resync_seconds=config.drift.resync),
         )
         self.collector = LeakCollector(
             state=self.state,
@@ -234,6 +297,25 @@ class LauncherService:
             )
             if server.tls_cert_file
             else None
+        )
+
+    def _interruption_controller(
+        self, config: LauncherConfig, api: k8s.ApiClient, clients: AWSClients
+    ) -> InterruptionController | None:
+        settings = config.interruption
+        if not settings.queue:
+            return None
+        index = ClaimsByInstance()
+        self.state.listen("nodeclaim", index)  # before the informers start
+        return InterruptionController(
+            queue=InterruptionQueue(clients, settings.queue, round(settings.visibility_timeout)),
+            state=self.state,
+            index=index,
+            disruption=self.disruption,
+            claims=NodeClaimWriter(api),
+            unavailable=self.unavailable,
+            events=self.events,
+            policy=Policy(RebalancePolicy(settings.rebalance), timedelta(seconds=settings.min_drain)),
         )
 
     async def _settle_for_plan(self) -> bool:
@@ -288,7 +370,8 @@ class LauncherService:
         await self.leading.wait()
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        body = generate_latest() + generate_latest(self.informer_metrics)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     # Lifecycle ------------------------------------------------------------------------------
 
@@ -359,6 +442,10 @@ class LauncherService:
                 ("collector", self.collector.run),
                 ("disruption", self.disruption.run),
                 ("status", self.status.run),
+                ("warm-pools", self.warm_pools.run),
+                *([("drift", self.drift.run)] if self.config.drift.enabled else []),
+                *([("buffers", self.buffers.run)] if self.buffers is not None else []),
+                *([("interruption", self.interruption.run)] if self.interruption is not None else []),
             ]
             tasks = [asyncio.create_task(fn(), name=name) for name, fn in work]
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
@@ -390,13 +477,13 @@ class LauncherService:
         last = loop.time()
         while True:
             with contextlib.suppress(TimeoutError):
-                await within(wake.wait(), TEMPLATE_RESYNC_SECONDS)
+                await within(wake.wait(), self.config.drift.nodeclass_refresh)
             wake.clear()
             key = (
                 tuple(sorted((n, p.metadata.resource_version) for n, p in self.state.nodepools().items())),
                 tuple(sorted((n, c.metadata.resource_version) for n, c in self.state.nodeclasses().items())),
             )
-            if key != seen or loop.time() - last > TEMPLATE_RESYNC_SECONDS:
+            if key != seen or loop.time() - last > self.config.drift.nodeclass_refresh:
                 seen, last = key, loop.time()
                 try:
                     await self._sync_templates()

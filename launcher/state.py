@@ -9,19 +9,21 @@ wakes the subscribers, which re-read what they need (level-triggered, like contr
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any, Generic, TypeVar
 
 from kubernetes_asyncio import client
 
+from launcher.podindex import PodIndex
 from shared.api.group import API_GROUP, API_VERSION, NODECLAIM_PLURAL, NODECLASS_PLURAL, NODEPOOL_PLURAL
 from shared.api.nodeclaim import NodeClaim
 from shared.api.nodeclass import EC2NodeClass
 from shared.api.nodepool import NodePool
 from shared.errors import ValidationError
-from shared.informer import EventHandler, Informer, Obj
+from shared.informer import EventHandler, Informer, Obj, object_key
 from shared.logs import get_logger
+from shared.slim import slim_node, slim_pod
 
 log = get_logger("launcher.state")
 T = TypeVar("T")
@@ -48,6 +50,30 @@ class _Kick:
         for listener in self._state.listeners(self._kind):
             listener.on_deleted(obj)
         self._state.kick(self._kind)
+
+
+class _ByProviderId:
+    """Nodes by ``spec.providerID``, kept current per node event."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[str, Obj] = {}
+        self._id_of: dict[str, str] = {}  # node name -> its providerID
+
+    def on_added(self, obj: Obj) -> None:
+        self.on_deleted(obj)
+        provider_id = str((obj.get("spec") or {}).get("providerID") or "")
+        if provider_id:
+            self.nodes[provider_id] = obj
+            self._id_of[object_key(obj)] = provider_id
+
+    def on_modified(self, old: Obj, new: Obj) -> None:
+        self.on_added(new)
+
+    def on_deleted(self, obj: Obj) -> None:
+        provider_id = self._id_of.pop(object_key(obj), None)
+        held = self.nodes.get(provider_id) if provider_id else None
+        if held is not None and object_key(held) == object_key(obj):
+            del self.nodes[str(provider_id)]
 
 
 class _Parsed(Generic[T]):
@@ -101,8 +127,11 @@ class LauncherState:
         self.nodeclaim_informer = Informer(
             custom_list(NODECLAIM_PLURAL), _Kick(self, "nodeclaim"), name="nodeclaims"
         )
-        self.node_informer = Informer(core.list_node, _Kick(self, "node"), name="nodes")
-        self.pod_informer = Informer(core.list_pod_for_all_namespaces, _Kick(self, "pod"), name="pods")
+        # Nodes and pods are cut down to what the launcher reads as they are decoded (shared.slim).
+        self.node_informer = Informer(core.list_node, _Kick(self, "node"), name="nodes", transform=slim_node)
+        self.pod_informer = Informer(
+            core.list_pod_for_all_namespaces, _Kick(self, "pod"), name="pods", transform=slim_pod
+        )
         self._informers = (
             self.nodepool_informer,
             self.nodeclass_informer,
@@ -113,6 +142,11 @@ class LauncherState:
         self._nodepools = _Parsed(self.nodepool_informer, NodePool.from_api, "NodePool")
         self._nodeclasses = _Parsed(self.nodeclass_informer, EC2NodeClass.from_api, "EC2NodeClass")
         self._nodeclaims = _Parsed(self.nodeclaim_informer, NodeClaim.from_api, "NodeClaim")
+        # Pods by node, by uid and the sums plans read, kept current per event (launcher.podindex).
+        self.pod_index = PodIndex()
+        self.listen("pod", self.pod_index)
+        self._by_provider_id = _ByProviderId()
+        self.listen("node", self._by_provider_id)
 
     def start(self) -> None:
         for informer in self._informers:
@@ -168,18 +202,10 @@ class LauncherState:
     def pods(self) -> Mapping[str, Obj]:
         return self.pod_informer.store()
 
-    def nodes_by_provider_id(self) -> dict[str, Obj]:
-        out: dict[str, Obj] = {}
-        for node in self.node_informer.store().values():
-            provider_id = (node.get("spec") or {}).get("providerID")
-            if provider_id:
-                out[str(provider_id)] = node
-        return out
+    def nodes_by_provider_id(self) -> Mapping[str, Obj]:
+        """``spec.providerID -> node``, kept current per event (a lookup per claim reconcile)."""
+        return self._by_provider_id.nodes
 
-    def pods_by_node(self) -> dict[str, list[Obj]]:
-        out: dict[str, list[Obj]] = {}
-        for pod in self.pod_informer.store().values():
-            node_name = (pod.get("spec") or {}).get("nodeName")
-            if node_name:
-                out.setdefault(str(node_name), []).append(pod)
-        return out
+    def pods_by_node(self) -> Mapping[str, Sequence[Mapping[str, Any]]]:
+        """``node -> pods bound there``: a view of the index, O(pods on the node) a lookup."""
+        return self.pod_index.by_node()

@@ -27,6 +27,7 @@ from launcher.config import (
     LauncherConfig,
     LeaderSettings,
     ProvisioningSettings,
+    RepairSettings,
     ServerSettings,
 )
 from launcher.service import LauncherService
@@ -131,6 +132,8 @@ class StackSettings:
     instance_types: tuple[str, ...] = ()
     # The launcher's AWS read timeout (a fault test makes EC2 answer slower than it).
     aws_read_timeout: float = AWSSettings.read_timeout
+    # Node repair as the launcher's config sets it (tests shorten the tolerations).
+    repair: RepairSettings = field(default_factory=RepairSettings)
 
 
 class JitnodeStack:
@@ -174,6 +177,7 @@ class JitnodeStack:
                 renew_deadline=2.0,
                 retry_period=0.5,
             ),
+            repair=self.settings.repair,
         )
 
     def extender_config(self, launcher_url: str) -> ExtenderConfig:

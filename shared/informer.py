@@ -7,6 +7,12 @@ list (paged), watch from the list's resourceVersion with bookmarks, resume from 
 resourceVersion when a watch ends or breaks, relist when the API says 410 Gone, back off with
 jitter on errors. A relist is diffed against the store so handlers see only real changes,
 including deletions missed while disconnected.
+
+An optional ``transform`` (client-go's ``SetTransform``; :mod:`shared.slim`) cuts every object
+down as it is decoded, before the store or a handler sees it: a listed page's objects are
+transformed one by one and each whole object is let go as soon as its slim form exists, so the
+informer never holds more than one page of whole objects; on a relist, objects whose
+resourceVersion the store already holds are not transformed again (the held one is kept).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from shared.tasks import cancel_and_wait
 
 Obj = dict[str, Any]
 ListFunc = Callable[..., Awaitable[Any]]
+Transform = Callable[[Obj], Obj]
 
 _log = get_logger(__name__)
 
@@ -67,7 +74,8 @@ class Informer:
 
     ``list_func`` is a kubernetes-asyncio list call (``CoreV1Api.list_node``, or a
     ``functools.partial`` of ``CustomObjectsApi.list_cluster_custom_object`` with its group,
-    version and plural); ``list_kwargs`` go to every list and watch call (selectors).
+    version and plural); ``list_kwargs`` go to every list and watch call (selectors);
+    ``transform`` is applied to every listed and watched object (see the module doc).
     """
 
     def __init__(
@@ -80,8 +88,10 @@ class Informer:
         page_size: int = 500,
         watch_timeout: int = 300,
         backoff: Backoff | None = None,
+        transform: Transform | None = None,
     ) -> None:
         self._list = list_func
+        self._transform = transform
         self._handler = handler
         self.name = name
         self._kwargs = dict(list_kwargs or {})
@@ -178,7 +188,7 @@ class Informer:
                 page = orjson.loads(await response.read())
             finally:
                 response.release()
-            items.extend(page.get("items") or [])
+            items.extend(self._slimmed(page.get("items") or []))
             meta = page.get("metadata") or {}
             continue_token = meta.get("continue") or ""
             if not continue_token:
@@ -188,6 +198,25 @@ class Informer:
         self._replace(items)
         self._synced.set()
         _log.debug("informer.listed", informer=self.name, count=len(items), resource_version=self._rv)
+
+    def _slimmed(self, raw: list[Obj]) -> list[Obj]:
+        """The page's objects transformed, each whole one dropped from ``raw`` once it is done.
+
+        An object the store holds at the same resourceVersion is unchanged: the one held is kept
+        and the listed copy dropped, so a relist holds the store once, not twice, and transforms
+        only what changed."""
+        transform = self._transform
+        raw.reverse()
+        out: list[Obj] = []
+        while raw:
+            obj = raw.pop()
+            rv = _resource_version(obj)
+            held = self._store.get(object_key(obj)) if rv else None
+            if held is not None and _resource_version(held) == rv:
+                out.append(held)
+            else:
+                out.append(transform(obj) if transform is not None else obj)
+        return out
 
     def _replace(self, items: list[Obj]) -> None:
         fresh = {object_key(obj): obj for obj in items}
@@ -241,6 +270,8 @@ class Informer:
         self._backoff.reset()
         if kind == "BOOKMARK":
             return
+        if self._transform is not None:
+            obj = self._transform(obj)
         key = object_key(obj)
         if kind == "DELETED":
             self._store.pop(key, None)

@@ -79,3 +79,10 @@ SCHEDULING_ENABLED: Final = "enabled"
 SCHEDULER_NAME: Final = "jitnode-scheduler"
 # Pod annotation value (under SCHEDULING_LABEL) that keeps one pod on its own scheduler.
 SCHEDULING_DISABLED: Final = "disabled"
+
+# Warm pools (see ``launcher/warmpool``). NodeClaim label ("true") while the claim's instance is
+# held in its NodePool's warm pool; a warm claim's Node keeps the taint (NoSchedule) while it is
+# cordoned; the annotation records, on a claim taken from the pool, the pods it was started for.
+WARM_LABEL: Final = "jitnode.io/warm"
+WARM_TAINT: Final = "jitnode.io/warm"
+WARM_SERVES_ANNOTATION: Final = "jitnode.io/warm-serves"

@@ -56,8 +56,9 @@ class PodAffinityTerm:
     every namespace; a non-empty one would need the Namespace objects' labels, which the planner
     does not have, so here it is taken to select every namespace as well (it errs toward counting
     too many pods: anti-affinity keeps pods apart, affinity finds a peer more easily). The
-    emulated scheduler does read Namespace labels and narrows it (``localcluster/scheduler/model.py``). Without a namespaceSelector, the ``namespaces`` listed, or the owner's own namespace
-    when none are.
+    emulated scheduler does read Namespace labels and narrows it (``localcluster/scheduler/model.py``).
+    Without a namespaceSelector, the ``namespaces`` listed, or the owner's own namespace when none
+    are.
     """
 
     topology_key: str

@@ -1,8 +1,9 @@
 """One CreateFleet ``instant`` call per NodeClaim, on the warm template, and its errors mapped.
 
 The request lists an override for each (instance type, subnet) pair, cheapest types first and
-every allowed zone for each, capped at 60 (EC2's useful limit, as Karpenter caps it), so EC2
-picks the cheapest offering with capacity in a single round trip. On-demand uses
+every allowed zone for each (but the offerings marked unavailable: ``LaunchRequest.unavailable``),
+capped at 60 (EC2's useful limit, as Karpenter caps it), so EC2 picks the cheapest offering with
+capacity in a single round trip. On-demand uses
 ``lowest-price``, spot ``price-capacity-optimized``. Capacity errors become
 ``InsufficientCapacityError`` naming the (type, zone, capacity type) offerings to avoid,
 throttling ``ThrottledError``, anything else ``LaunchError``.
@@ -66,11 +67,14 @@ def overrides(
     ``Priority`` follows the order so that a ``prioritized`` strategy would honour it too.
     """
     subnets = nodeclass.subnets_in(request.zones or None)
+    kind = capacity_type(request)
     out: list[dict[str, Any]] = []
     for instance_type in dict.fromkeys(request.instance_types):
         for subnet in subnets:
             if len(out) >= limit:
                 return out
+            if (instance_type, subnet.zone, kind) in request.unavailable:
+                continue  # that offering ran out of capacity (or was interrupted) lately
             out.append(
                 {
                     "InstanceType": instance_type,

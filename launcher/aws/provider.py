@@ -23,12 +23,15 @@ from launcher.model import ON_DEMAND, SPOT, Instance, InstanceType, LaunchError,
 from shared import labels
 from shared.api.nodeclass import EC2NodeClass
 from shared.api.nodepool import NodePool
+from shared.api.warmpool import HIBERNATED, STOPPED
 from shared.logs import get_logger
 
 log = get_logger(__name__)
 
 LIVE_STATES: Final = ("pending", "running", "shutting-down", "stopping", "stopped")
 NOT_FOUND_CODES: Final = frozenset({"InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"})
+# StopInstances' answers to Hibernate=True for an instance that cannot hibernate.
+HIBERNATION_REFUSED: Final = frozenset({"UnsupportedHibernationConfiguration", "UnsupportedOperation"})
 # How long a launch waits for a template sync under way (a NodeClass resolves in well under this).
 TEMPLATE_SYNC_WAIT: Final = 10.0
 
@@ -48,6 +51,10 @@ def instance_from_ec2(raw: Mapping[str, Any]) -> Instance:
         private_dns_name=str(raw.get("PrivateDnsName", "")),
         image_id=str(raw.get("ImageId", "")),
         tags={t["Key"]: t["Value"] for t in raw.get("Tags", [])},
+        subnet_id=str(raw.get("SubnetId", "")),
+        security_groups=tuple(
+            sorted(str(g["GroupId"]) for g in raw.get("SecurityGroups", []) if "GroupId" in g)
+        ),
     )
 
 
@@ -107,6 +114,28 @@ class AWSCloudProvider:
             log.info("instance already gone", instance_id=instance_id)
             return
         log.info("instance terminating", instance_id=instance_id)
+
+    async def stop(self, instance_id: str, *, hibernate: bool) -> str:
+        """Park a warm instance: StopInstances (``Hibernate`` when asked). EC2 refuses to hibernate
+        an instance not launched for it (or too big for it); that one is stopped plainly instead.
+        Returns the state it was parked in."""
+        if hibernate:
+            try:
+                await self.clients.ec2.stop_instances(InstanceIds=[instance_id], Hibernate=True)
+                log.info("instance hibernating", instance_id=instance_id)
+                return HIBERNATED
+            except ClientError as exc:
+                if _code(exc) not in HIBERNATION_REFUSED:
+                    raise
+                log.warning("hibernation refused; stopping instead", instance_id=instance_id, error=str(exc))
+        await self.clients.ec2.stop_instances(InstanceIds=[instance_id])
+        log.info("instance stopping", instance_id=instance_id)
+        return STOPPED
+
+    async def start(self, instance_id: str) -> None:
+        """Start a parked warm instance (the caller checked it is ``stopped``)."""
+        await self.clients.ec2.start_instances(InstanceIds=[instance_id])
+        log.info("instance starting", instance_id=instance_id)
 
     async def get(self, instance_id: str) -> Instance | None:
         try:

@@ -25,7 +25,9 @@ from botocore.exceptions import DataNotFoundError
 # The Pricing API has endpoints in only a few regions: one per partition serves all its regions'
 # prices. GovCloud and the isolated partitions have none (the bundled table stands in there).
 PRICING_REGIONS: Final = {"aws": "us-east-1", "aws-cn": "cn-northwest-1"}
-SERVICES: Final = ("ec2", "ssm", "iam", "pricing")
+SERVICES: Final = ("ec2", "ssm", "iam", "pricing", "sqs")
+# SQS long polls hold a ReceiveMessage open up to 20 s: its reads may take that much longer.
+LONG_POLL_SECONDS: Final = 20
 
 
 def partition_of(region: str) -> str:
@@ -76,7 +78,7 @@ class AWSSettings:
             )
         return Config(
             connect_timeout=self.connect_timeout,
-            read_timeout=self.read_timeout,
+            read_timeout=self.read_timeout + (LONG_POLL_SECONDS if service == "sqs" else 0),
             retries={"max_attempts": self.max_attempts, "mode": self.retry_mode},
         )
 
@@ -96,7 +98,7 @@ class AWSSettings:
 
 
 class AWSClients:
-    """Long-lived EC2, SSM, IAM and Pricing clients; use as ``async with AWSClients(settings)``."""
+    """Long-lived EC2, SSM, IAM, Pricing and SQS clients; use as ``async with AWSClients(settings)``."""
 
     def __init__(self, settings: AWSSettings) -> None:
         self.settings = settings
@@ -174,3 +176,7 @@ class AWSClients:
     @property
     def pricing(self) -> Any:
         return self._client("pricing")
+
+    @property
+    def sqs(self) -> Any:
+        return self._client("sqs")

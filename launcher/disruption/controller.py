@@ -28,17 +28,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from kubernetes_asyncio import client
 
+from launcher.buffers.decisions import is_buffer_uid
 from launcher.disruption.decisions import Action, Decisions, Snapshot, TaintChanges, candidate_taints, decide
 from launcher.disruption.drain import Drainer, DrainSettings, DrainTarget, node_reference
-from launcher.disruption.inputs import claims_by_node, node_info, starting_pods
+from launcher.disruption.inputs import NodePodsCache, claims_by_node, node_info, starting_pods
 from launcher.disruption.mark import Mark, node_mark
-from launcher.disruption.podevents import PodEventTracker, present_pods
+from launcher.disruption.optouts import OptOutReporter
+from launcher.disruption.podevents import PodEventTracker
+from launcher.disruption.repair import UNHEALTHY
+from launcher.disruption.repairer import NodeRepairer, NodeRepairSettings
 from launcher.disruption.replacement import ClaimReplacer, ReplacementLauncher
 from launcher.kube import NodeClaimWriter, NodeWriter
 from launcher.model import InstanceType
@@ -60,6 +65,8 @@ from shared.logs import get_logger
 from shared.tasks import within
 
 log = get_logger("launcher.disruption")
+# Nodes whose pod summaries are brought up to date between two yields to the event loop.
+_NODES_PER_SLICE = 20
 
 
 def _no_demand() -> Mapping[str, PodDemand]:
@@ -77,6 +84,10 @@ class DisruptionSettings:
     # extender's prioritize scored such nodes 0 within its expiry window, also 10 minutes).
     candidate_window: timedelta = timedelta(minutes=10)
     drain: DrainSettings = field(default_factory=DrainSettings)
+    # A disruption with a deadline (an interruption notice) stops waiting for its replacements
+    # this long before the deadline, to drain in the time left.
+    deadline_drain_reserve: timedelta = timedelta(seconds=60)
+    repair: NodeRepairSettings = field(default_factory=NodeRepairSettings)  # see ``repairer``
 
 
 class DisruptionController:
@@ -116,7 +127,11 @@ class DisruptionController:
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self._marks: dict[str, Mark] = {}  # marks written but perhaps not yet in the informer
         self._pod_events = PodEventTracker()
+        # What each node's pods make of its NodeInfo, kept until one of them changes.
+        self._node_pods = NodePodsCache(state.pod_index)
         self._taint_recheck_at: datetime | None = None
+        self._opt_outs = OptOutReporter(events)  # do-not-disrupt values that protect nothing
+        self.repairer = NodeRepairer(state=state, events=events, settings=self.settings.repair)
 
     async def run(self) -> None:
         """Run rounds until cancelled; drains in progress are cancelled with it."""
@@ -141,7 +156,7 @@ class DisruptionController:
         """Seconds until the next round without cluster changes: the resync, or sooner when a
         node's consolidateAfter runs out before it."""
         timeout = self.settings.interval_seconds
-        for at in (decisions.recheck_at, self._taint_recheck_at):
+        for at in (decisions.recheck_at, self._taint_recheck_at, self.repairer.recheck_at):
             if at is not None:
                 timeout = min(timeout, max(0.0, (at - self._now()).total_seconds()))
         return timeout
@@ -157,11 +172,14 @@ class DisruptionController:
         if not self._state.has_synced:
             return Decisions()
         now = self._now()
+        await self._refresh_node_pods(now)
         # No await between observing pod events and the snapshot: both read one informer state.
         changed = self._observe_pod_events(now)
         self._resume(now)
         snapshot = self.snapshot(now)
         await self._persist_pod_events(changed, now)
+        # Only annotated pods can hold an ignored value: the index keeps them (no walk of every pod).
+        await self._opt_outs.report(self._state.nodes().values(), self._state.pod_index.opted_out(), now)
         decisions = decide(snapshot)
         await self._keep_candidate_taints(
             candidate_taints(snapshot.nodes, now, self.settings.candidate_window)
@@ -170,7 +188,15 @@ class DisruptionController:
             log.debug("not disrupted", node=node, why=why)
         for action in decisions.actions:
             await self._start(action, now)
+        await self._repair(snapshot, {a.node for a in decisions.actions}, now)
         return decisions
+
+    async def _repair(self, snapshot: Snapshot, busy: set[str], now: datetime) -> None:
+        """Replace unhealthy nodes (``repairer``): forceful, the node gone by a deadline."""
+        for action in self.repairer.actions(snapshot, busy):
+            if await self.interrupt(action, self.repairer.deadline(now)):
+                await self.repairer.started(action)
+        await self.repairer.report_blocked()
 
     # Observation ----------------------------------------------------------------------------
 
@@ -191,14 +217,19 @@ class DisruptionController:
                 known_mark=self._marks.get(name),
                 replacing=claim_of[name].name in replacing if name in claim_of else False,
                 pod_event=self._pod_events.last_event(claim_of[name]) if name in claim_of else None,
+                summary=self._node_pods.get(name, now),
             )
             for name, node in nodes.items()
         ]
+        self._node_pods.keep_only(nodes.keys())
         pools = self._state.nodepools()
+        daemons = self._state.pod_index.daemons_by_node()
         views = pool_views(
-            pools, daemonset_overhead(nodes, by_node), pool_usage(claims, catalogue), self._nodeclass_zones
+            pools, daemonset_overhead(nodes, daemons), pool_usage(claims, catalogue), self._nodeclass_zones
         )
-        pending = self._pending()
+        demand = self._pending()
+        # CapacityBuffer chunks are no pods: they move with a node instead of blocking it.
+        pending = {uid: d for uid, d in demand.items() if not is_buffer_uid(uid)}
         return Snapshot(
             nodes=infos,
             pools={v.name: v for v in views},
@@ -206,7 +237,8 @@ class DisruptionController:
             now=now,
             pending=list(pending.values()),
             in_flight=[c for c in in_flight_claims(claims, catalogue) if c.name not in replacing],
-            starting=starting_pods(self._state.pods().values(), pending),
+            starting=starting_pods(self._state.pod_index.not_ready(), pending),  # the rest are Ready
+            buffer=[d for uid, d in demand.items() if is_buffer_uid(uid)],
         )
 
     def _replacement_names(self, now: datetime) -> set[str]:
@@ -217,11 +249,19 @@ class DisruptionController:
                 names.update(mark.replacements)
         return names
 
+    async def _refresh_node_pods(self, now: datetime) -> None:
+        """Bring each node's pod summary up to date before the round, yielding to the event loop
+        between slices: the first round reads every pod's needs (seconds at 150,000 pods) and
+        must not stall the watches. The snapshot then reads only what changed meanwhile."""
+        for count, name in enumerate(list(self._state.nodes()), start=1):
+            self._node_pods.get(name, now)
+            if count % _NODES_PER_SLICE == 0:
+                await asyncio.sleep(0)
+
     def _observe_pod_events(self, now: datetime) -> list[str]:
         """Claims whose node gained or lost a pod since last round (not those being deleted)."""
-        by_node = self._state.pods_by_node()
         claim_of = claims_by_node(self._state.nodeclaims().values(), self._state.nodes())
-        current = {claim.name: present_pods(by_node.get(node, [])) for node, claim in claim_of.items()}
+        current = {claim.name: self._node_pods.get(node, now).present for node, claim in claim_of.items()}
         changed = self._pod_events.observe(current, now)
         deleting = {c.name for c in claim_of.values() if c.metadata.deletion_timestamp is not None}
         return [name for name in changed if name not in deleting]
@@ -268,13 +308,37 @@ class DisruptionController:
                 except Exception as error:
                     log.warning("candidate taint not written", node=name, error=str(error))
 
-    async def _start(self, action: Action, now: datetime) -> None:
+    async def interrupt(self, action: Action, deadline: datetime | None) -> bool:
+        """Start ``action`` at once for an interruption notice (``launcher.interruption``).
+
+        Forceful: no budget or do-not-disrupt check, and with a ``deadline`` the drain starts by
+        ``deadline_drain_reserve`` before it, Ready replacements or not. A node already being
+        disrupted keeps its replacements and gains the (earlier) deadline. True once the mark
+        is written: a restarted launcher resumes from it.
+        """
+        now = self._now()
+        node = self._state.nodes().get(action.node)
+        existing = (node_mark(node, now) if node is not None else None) or self._marks.get(action.node)
+        if existing is None:
+            return await self._start(action, now, deadline)
+        if deadline is None or (existing.deadline is not None and existing.deadline <= deadline):
+            return True  # already going, at least as soon
+        mark = dataclasses.replace(existing, deadline=deadline)
+        if not await self.drainer.mark(action.node, mark):
+            return False
+        self._marks[action.node] = mark
+        log.info("disruption given a deadline", node=action.node, deadline=str(deadline))
+        if action.node not in self.tasks:
+            self._spawn(action.node)
+        return True
+
+    async def _start(self, action: Action, now: datetime, deadline: datetime | None = None) -> bool:
         bound = log.bind(node=action.node, nodeclaim=action.nodeclaim, nodepool=action.nodepool)
         pools = self._state.nodepools()
         names = tuple(claim_name(p.nodepool) for p in action.replacements)
-        mark = Mark(action.reason, now, names)
+        mark = Mark(action.reason, now, names, deadline)
         if not await self.drainer.mark(action.node, mark):
-            return
+            return False
         self._marks[action.node] = mark
         bound.info(
             "disruption started", reason=action.reason, message=action.message, replacements=list(names)
@@ -291,8 +355,11 @@ class DisruptionController:
             except Exception as error:  # the missing-replacement check aborts the disruption
                 bound.error("replacement not created", replacement=name, error=str(error))
         self._spawn(action.node)
+        return True
 
     def _spawn(self, node: str) -> None:
+        if node in self.tasks:  # ``interrupt`` may race a round's resume: one drain per node
+            return
         task = asyncio.create_task(self._disrupt(node), name=f"disrupt-{node}")
         self.tasks[node] = task
         task.add_done_callback(lambda _: self.tasks.pop(node, None) if self.tasks.get(node) is task else None)
@@ -313,6 +380,10 @@ class DisruptionController:
                 if claim is None or claim.metadata.deletion_timestamp is not None:
                     return  # not ours, or already terminating: the lifecycle controller finishes
                 waiting = self._replacements_pending(mark, now)
+                # An interruption notice: the node goes by its deadline, replacements or not.
+                if waiting is not False and self._out_of_time(mark, now, waiting):
+                    bound.info("draining before the replacements are Ready", deadline=str(mark.deadline))
+                    waiting = False
                 if isinstance(waiting, str):
                     await self._abort(node_name, claim, waiting)
                     return
@@ -321,6 +392,11 @@ class DisruptionController:
                     continue
                 pool = self._state.nodepools().get(claim.nodepool or "")
                 grace = claim.termination_grace_period or (pool.termination_grace_period if pool else None)
+                if mark.deadline is not None:  # the NodeClaim is deleted by the deadline
+                    left = max(mark.deadline - mark.since, timedelta(0))
+                    grace = left if grace is None else min(grace, left)
+                if mark.reason == UNHEALTHY:
+                    grace = timedelta(0)  # a repair evicts nothing: the pods go with the Node
                 target = DrainTarget(node_name, claim.name, claim.nodepool or "", mark, grace)
                 await self.drainer.drain(target)
                 return
@@ -328,6 +404,12 @@ class DisruptionController:
             raise
         except Exception as error:
             bound.exception("disruption failed; a later round resumes it", error=str(error))
+
+    def _out_of_time(self, mark: Mark, now: datetime, waiting: bool | str) -> bool:
+        """A mark with a deadline drains without its replacements once one failed or time is short."""
+        if mark.deadline is None:
+            return False
+        return isinstance(waiting, str) or now >= mark.deadline - self.settings.deadline_drain_reserve
 
     def _replacements_pending(self, mark: Mark, now: datetime) -> bool | str:
         """True while replacements are launching; a reason to abort; False when all are Ready."""

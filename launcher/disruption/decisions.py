@@ -9,7 +9,14 @@ start now, in Karpenter's order of precedence:
    don't stop it (they only slow its drain), but it counts against budgets. Pods that do not fit
    on the remaining nodes, and pods with inter-pod constraints (which the simulation cannot
    place safely), get replacement NodeClaims planned for them, launched before the drain.
-3. **Underutilized** (``WhenEmptyOrUnderutilized``): a node whose pods all fit on other nodes is
+3. **Drifted**: a node whose NodeClaim's ``Drifted`` condition is True (see ``drift``). Graceful,
+   like consolidation: budgets for ``Drifted`` and ``do-not-disrupt`` stop it (a pod's only when
+   the claim has no ``terminationGracePeriod``, which bounds the drain, as in Karpenter).
+   Pods that do not fit on other nodes, and pods with inter-pod constraints, get replacement
+   NodeClaims launched (and Ready) before the drain; a node whose pods would have nowhere to go
+   is left for a later round. Other drifted nodes are no destination for moved pods (they are
+   about to go too). Several per pool, as many as the budget allows.
+4. **Underutilized** (``WhenEmptyOrUnderutilized``): a node whose pods all fit on other nodes is
    deleted; else one whose pods fit on one cheaper instance type of its pool is replaced. At most
    one per pool at a time, never while NodeClaims are in flight, never while the pods a node was
    launched for are still starting, never within ``consolidateAfter`` of its last pod event, and
@@ -24,21 +31,25 @@ steered them. Nodes being drained carry ``jitnode.io/disrupted:NoSchedule`` (see
 
 Capacity is never taken from pending pods: a node that a pending pod could use is left alone,
 and pending pods are placed (first fit) before moved pods count on other nodes' free room. A node
-that receives simulated pods in a round is not itself disrupted in that round. Nodes being
-disrupted count as neither candidates nor destinations. Voluntary disruption never picks a node
-or pod annotated ``jitnode.io/do-not-disrupt: "true"``.
+that receives simulated pods in a round is not itself disrupted in that round. CapacityBuffer
+chunks (``Snapshot.buffer``, virtual pods) hold free room after pending pods but pin no node:
+an empty or underutilized node is disrupted when its chunks fit on other nodes too (they move
+with it, and a cheaper replacement is sized for them), and kept when they do not, since its
+capacity would only be launched again. Nodes being disrupted count as neither candidates nor
+destinations. Voluntary disruption never picks a node or pod annotated
+``jitnode.io/do-not-disrupt: "true"`` (or, on a pod, a duration not yet over: see ``donotdisrupt``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from launcher.disruption.budgets import BudgetTracker
-from launcher.disruption.mark import EMPTY, EXPIRED, UNDERUTILIZED, Mark
+from launcher.disruption.mark import DRIFTED, EMPTY, EXPIRED, UNDERUTILIZED, Mark
 from launcher.model import InstanceType
-from launcher.planner import InFlightClaim, PlannedClaim, PoolView, plan
+from launcher.planner import InFlightClaim, Plan, PlannedClaim, PoolView, plan
 from shared.api.nodepool import WHEN_EMPTY, WHEN_EMPTY_OR_UNDERUTILIZED
 from shared.demand import PodDemand
 from shared.labels import DISRUPTION_CANDIDATE_TAINT
@@ -97,6 +108,10 @@ class NodeInfo:
     deleting: bool = False
     initialized: bool = True
     schedulable: bool = True
+    drifted: str | None = None  # "<reason>: <message>" of a True Drifted condition
+    # The claim's terminationGracePeriod: with one, a do-not-disrupt pod does not hold drift
+    # (the drain ends by then anyway), as in Karpenter.
+    grace_period: timedelta | None = None
 
     @property
     def free(self) -> Resources:
@@ -126,6 +141,9 @@ class Snapshot:
     pending: Sequence[PodDemand] = ()
     in_flight: Sequence[InFlightClaim] = ()
     starting: frozenset[str] = frozenset()
+    # CapacityBuffer chunks (``launcher.buffers``): they hold free room like pending pods, but
+    # move with a node that is disrupted instead of blocking it; see :meth:`_Rooms.move_held`.
+    buffer: Sequence[PodDemand] = ()
 
 
 @dataclass(frozen=True)
@@ -240,6 +258,7 @@ class _Rooms:
         self.excluded: set[str] = set()
         self.receiving: set[str] = set()
         self._last_receivers: set[str] = set()
+        self.held: dict[str, list[PodDemand]] = {}  # node -> buffer chunks its free room holds
 
     def place(self, pod: PodDemand, exclude: str | None = None) -> str | None:
         for name in sorted(self.free):
@@ -249,6 +268,32 @@ class _Rooms:
                 self.free[name] = self.free[name] - pod.requests
                 return name
         return None
+
+    def hold(self, pod: PodDemand) -> str | None:
+        """Place a buffer chunk and remember where, so it can move with its node."""
+        name = self.place(pod)
+        if name is not None:
+            self.held.setdefault(name, []).append(pod)
+        return name
+
+    def move_held(self, node: str) -> bool:
+        """Move the buffer chunks ``node`` holds onto other nodes; False (nothing changed) when
+        some fit nowhere else: disrupting the node would only launch their capacity again."""
+        chunks = self.held.get(node, [])
+        if not chunks:
+            return True
+        before = dict(self.free)
+        moved: list[tuple[str, PodDemand]] = []
+        for pod in chunks:
+            name = self.place(pod, exclude=node)
+            if name is None:
+                self.free = before
+                return False
+            moved.append((name, pod))
+        del self.held[node]
+        for name, pod in moved:
+            self.held.setdefault(name, []).append(pod)
+        return True
 
     def try_place_all(
         self, pods: Sequence[PodDemand], exclude: str
@@ -296,6 +341,8 @@ def decide(snapshot: Snapshot) -> Decisions:
     rooms = _Rooms(n for n in snapshot.nodes if n.schedulable and n.initialized and not n.disrupting)
     for pod in sorted(snapshot.pending, key=lambda p: (-p.priority, p.first_seen, p.uid)):
         rooms.place(pod)  # pending pods come first: moved pods only get what is left
+    for pod in sorted(snapshot.buffer, key=lambda p: (-p.priority, p.first_seen, p.uid)):
+        rooms.hold(pod)  # then buffer chunks, on room that pending pods left
 
     actions: list[Action] = []
     blocked: dict[str, str] = {}
@@ -315,6 +362,8 @@ def decide(snapshot: Snapshot) -> Decisions:
         if not node.empty or view.pool.disruption.consolidation_policy not in CONSOLIDATION_POLICIES:
             continue
         why = _voluntary_block(node, view, snapshot, rooms)
+        if why is None and not rooms.move_held(node.name):
+            why = f"it holds {len(rooms.held[node.name])} CapacityBuffer chunks that fit on no other node"
         if why is None and not budgets.try_take(view.name, EMPTY):
             why = f"nodepool {view.name} disruption budget for {EMPTY} is spent"
         if why is not None:
@@ -337,7 +386,10 @@ def decide(snapshot: Snapshot) -> Decisions:
         budgets.force(view.name)
         choose(Action(node.name, str(node.nodeclaim), view.name, EXPIRED, message, replacements))
 
-    # 3. Underutilized nodes: one per pool, cheapest to disrupt first.
+    # 3. Drifted nodes (graceful): replaced within the Drifted budget.
+    _drifted_step(candidates, chosen, snapshot, rooms, budgets, blocked, choose)
+
+    # 4. Underutilized nodes: one per pool, cheapest to disrupt first.
     busy = {str(n.nodepool) for n in managed if n.mark is not None and n.mark.reason == UNDERUTILIZED}
     ordered = sorted(candidates, key=lambda n: (len(n.pods), n.used.amount("cpu"), n.name))
     for node in ordered:
@@ -360,6 +412,55 @@ def decide(snapshot: Snapshot) -> Decisions:
         busy.add(view.name)
         choose(action)
     return Decisions(tuple(actions), blocked, _recheck_at(candidates, blocked, snapshot))
+
+
+def _drifted_step(
+    candidates: Sequence[NodeInfo],
+    chosen: set[str],
+    snapshot: Snapshot,
+    rooms: _Rooms,
+    budgets: BudgetTracker,
+    blocked: dict[str, str],
+    choose: Callable[[Action], None],
+) -> None:
+    """Start the replacement of drifted nodes (step 3 of :func:`decide`), fewest pods first."""
+    drifted = [n for n in candidates if n.drifted is not None and n.name not in chosen]
+    rooms.excluded.update(n.name for n in drifted)
+    for node in sorted(drifted, key=lambda n: (len(n.pods), n.used.amount("cpu"), n.name)):
+        view = snapshot.pools[str(node.nodepool)]
+        why = _drift_block(node, rooms)
+        if why is None and budgets.remaining(view.name, DRIFTED) <= 0:
+            why = f"nodepool {view.name} disruption budget for {DRIFTED} is spent"
+        if why is not None:
+            blocked[node.name] = why
+            continue
+        movable = [p.demand for p in node.pods if not p.inter_pod_constraint]
+        constrained = [p.demand for p in node.pods if p.inter_pod_constraint]
+        unplaced, before = rooms.try_place_all(movable, exclude=node.name)
+        result = _plan_replacements(unplaced + constrained, snapshot)
+        if result is not None and result.unschedulable:
+            rooms.rollback(before)
+            blocked[node.name] = f"{len(result.unschedulable)} of its pods would have no node to go to"
+            continue
+        rooms.commit()
+        rooms.move_held(node.name)  # its CapacityBuffer chunks go elsewhere if they fit (not a veto)
+        budgets.try_take(view.name, DRIFTED)
+        claims = result.claims if result is not None else ()
+        moved = len(node.pods) - len(unplaced) - len(constrained)
+        message = f"drifted ({node.drifted}); {len(claims)} replacement(s), {moved} pods fit on other nodes"
+        choose(Action(node.name, str(node.nodeclaim), view.name, DRIFTED, message, claims))
+
+
+def _drift_block(node: NodeInfo, rooms: _Rooms) -> str | None:
+    """Why a drifted node may not be replaced now (voluntary: do-not-disrupt holds it), or None."""
+    if node.do_not_disrupt:
+        return "node is annotated do-not-disrupt"
+    blocking = next((p for p in node.pods if p.do_not_disrupt), None)
+    if blocking is not None and node.grace_period is None:
+        return f"pod {blocking.demand.key} is annotated do-not-disrupt"
+    if node.name in rooms.receiving:
+        return "node receives pods moved from another node"
+    return None
 
 
 def _recheck_at(nodes: Iterable[NodeInfo], blocked: Mapping[str, str], snapshot: Snapshot) -> datetime | None:
@@ -415,8 +516,9 @@ def _consolidation_block(
 def _consolidate(node: NodeInfo, view: PoolView, snapshot: Snapshot, rooms: _Rooms) -> Action | str:
     """Delete the node if its pods fit elsewhere, else replace it with one cheaper node."""
     pods = [p.demand for p in node.pods]
+    held = list(rooms.held.get(node.name, ()))  # buffer chunks go along, or the node stays
     unplaced, before = rooms.try_place_all(pods, exclude=node.name)
-    if not unplaced:
+    if not unplaced and rooms.move_held(node.name):
         rooms.commit()
         return Action(
             node.name,
@@ -428,7 +530,8 @@ def _consolidate(node: NodeInfo, view: PoolView, snapshot: Snapshot, rooms: _Roo
     rooms.rollback(before)
     if node.price is None:
         return "pods do not fit on other nodes and the node's price is unknown"
-    result = plan(demand={p.uid: p for p in pods}, pools=[view], types=list(snapshot.types.values()))
+    demand = {p.uid: p for p in [*pods, *held]}
+    result = plan(demand=demand, pools=[view], types=list(snapshot.types.values()))
     if result.unschedulable or len(result.claims) != 1:
         return "pods do not fit on other nodes nor on one new node"
     planned = result.claims[0]
@@ -458,17 +561,24 @@ def _consolidate(node: NodeInfo, view: PoolView, snapshot: Snapshot, rooms: _Roo
     )
 
 
-def _replacements_for(pods: Sequence[PodDemand], snapshot: Snapshot) -> tuple[tuple[PlannedClaim, ...], str]:
+def _plan_replacements(pods: Sequence[PodDemand], snapshot: Snapshot) -> Plan | None:
+    """Replacement claims for ``pods`` (None when there are none to place)."""
     if not pods:
-        return (), "node expired; its pods fit on other nodes"
+        return None
     # Without the cluster's other pods, spread and affinity would be judged against an empty
     # cluster: the replacements are sized for the pods as they are, as before topology support.
-    result = plan(
+    return plan(
         demand={p.uid: p for p in pods},
         pools=list(snapshot.pools.values()),
         types=list(snapshot.types.values()),
         topology_aware=False,
     )
+
+
+def _replacements_for(pods: Sequence[PodDemand], snapshot: Snapshot) -> tuple[tuple[PlannedClaim, ...], str]:
+    result = _plan_replacements(pods, snapshot)
+    if result is None:
+        return (), "node expired; its pods fit on other nodes"
     message = f"node expired; {len(result.claims)} replacement(s) for {len(pods)} pods"
     if result.unschedulable:
         message += f"; {len(result.unschedulable)} pods have no replacement"

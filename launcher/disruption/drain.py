@@ -11,7 +11,8 @@ Rules (Karpenter's, and the ones users rely on):
 - Pods leave only through ``pods/eviction`` (policy/v1), never by a direct delete, so every
   PodDisruptionBudget is honoured: a 429 means the budget said no, and that pod is tried again
   after an exponential backoff with jitter. DaemonSet, mirror and terminal pods are left alone;
-  system-critical pods go last; pods annotated ``do-not-disrupt`` are not evicted at all.
+  system-critical pods go last; pods annotated ``do-not-disrupt`` are not evicted while the
+  annotation protects them (``"true"``, or a duration since the pod started; see ``donotdisrupt``).
 - The drain waits until every evictable pod is gone, or until the NodePool's
   ``terminationGracePeriod`` (counted from the mark) has elapsed: then the NodeClaim is deleted
   anyway, as Karpenter does. Without a grace period it waits as long as it takes, logging.
@@ -34,6 +35,7 @@ from typing import Any, Final
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from launcher.disruption.donotdisrupt import pod_protection
 from launcher.disruption.mark import Mark
 from launcher.kube import NodeClaimWriter, NodeWriter
 from shared import labels, pods
@@ -73,6 +75,7 @@ def evictable(pod: Obj) -> bool:
 
 
 def do_not_disrupt(obj: Obj) -> bool:
+    """The annotation says ``"true"`` (durations on pods: see ``donotdisrupt.pod_protection``)."""
     annotations = (obj.get("metadata") or {}).get("annotations") or {}
     return str(annotations.get(labels.DO_NOT_DISRUPT_ANNOTATION, "")).lower() == "true"
 
@@ -253,7 +256,7 @@ class Drainer:
                 continue  # already leaving: wait for it to be gone
             if is_critical(pod) and waiting_non_critical:
                 continue  # critical pods go last, as kubectl drain and Karpenter order them
-            if do_not_disrupt(pod):
+            if pod_protection(pod, self._now()).active:  # "true", or a duration not yet over
                 if uid not in progress.retries:
                     progress.retries[uid] = _PodRetry(self._backoff())
                     bound.info("pod is do-not-disrupt: waiting for it", pod=key)

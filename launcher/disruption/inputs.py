@@ -7,19 +7,21 @@ claim are foreign: never disrupted, but pods may move onto them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from launcher.disruption.decisions import NodeInfo, PodInfo
-from launcher.disruption.drain import do_not_disrupt, evictable
+from launcher.disruption.donotdisrupt import node_protection, pod_protection
+from launcher.disruption.drain import evictable
 from launcher.disruption.mark import Mark, node_mark
-from launcher.disruption.podevents import recorded_pod_event
+from launcher.disruption.podevents import present_pods, recorded_pod_event
 from launcher.lifecycle.decisions import node_is_ready
 from launcher.model import InstanceType
+from launcher.podindex import PodIndex
 from shared import labels, podaffinity, pods
-from shared.api.nodeclaim import INITIALIZED, NodeClaim
+from shared.api.nodeclaim import DRIFTED, INITIALIZED, NodeClaim
 from shared.demand import PodDemand
 from shared.errors import ValidationError
 from shared.resources import EMPTY, Resources
@@ -101,6 +103,125 @@ def _requests(pod: Obj) -> Resources:
         return EMPTY
 
 
+@dataclass(frozen=True)
+class NodePods:
+    """What a node's pods make of its :class:`NodeInfo`, and the uids that keep it from being
+    empty (``podevents.present_pods``). Reading a pod's needs is most of a disruption round's
+    cost, so the controller keeps this per node until a pod there changes; it also stops being
+    valid when a pod's do-not-disrupt duration runs out (``expires``)."""
+
+    used: Resources
+    moving: tuple[PodInfo, ...]
+    terminating: int
+    present: frozenset[str]
+    computed_at: datetime
+    expires: datetime | None = None
+
+    def valid_at(self, now: datetime) -> bool:
+        return self.computed_at <= now and (self.expires is None or now < self.expires)
+
+
+# A moving pod's needs and hard inter-pod constraint: the costly part of its PodInfo.
+Needs = tuple[PodDemand, str | None]
+
+
+def pod_needs(pod: Obj) -> Needs:
+    return pod_demand(pod), podaffinity.hard_inter_pod_constraint(pod)
+
+
+def node_pods(
+    pods_here: Sequence[Obj],
+    now: datetime,
+    *,
+    used: Resources | None = None,
+    needs: Callable[[Obj], Needs] = pod_needs,
+) -> NodePods:
+    """The :class:`NodePods` of a node holding ``pods_here``, at ``now``; ``used`` (the sum of
+    the unfinished pods' requests) and ``needs`` may come from what is already known."""
+    live = [p for p in pods_here if not pods.is_terminal(p)]
+    moving: list[PodInfo] = []
+    expires: datetime | None = None
+    for p in moving_pods(live):
+        protection = pod_protection(p, now)  # reads status.startTime for durations
+        if protection.active and protection.until is not None:
+            expires = protection.until if expires is None else min(expires, protection.until)
+        demand, constraint = needs(p)
+        moving.append(
+            PodInfo(
+                demand, ready=pod_ready(p), do_not_disrupt=protection.active, inter_pod_constraint=constraint
+            )
+        )
+    return NodePods(
+        used=used if used is not None else sum((_requests(p) for p in live), EMPTY),
+        moving=tuple(moving),
+        terminating=sum(
+            1 for p in live if evictable(p) and (p.get("metadata") or {}).get("deletionTimestamp")
+        ),
+        present=present_pods(pods_here),
+        computed_at=now,
+        expires=expires,
+    )
+
+
+class NodePodsCache:
+    """Each node's :class:`NodePods`, recomputed only when a pod there changed (the pod index's
+    generation of the node) or a pod's do-not-disrupt duration ran out: a disruption round then
+    costs O(nodes), not O(pods)."""
+
+    def __init__(self, index: PodIndex) -> None:
+        self._index = index
+        self._held: dict[str, tuple[int, NodePods, dict[str, tuple[tuple[Any, ...], Needs]]]] = {}
+
+    def get(self, node: str, now: datetime) -> NodePods:
+        generation = self._index.generation(node)
+        held = self._held.get(node)
+        if held is not None and held[0] == generation and held[1].valid_at(now):
+            return held[1]
+        # A pod's needs are read again only if what they are read from changed: a status update
+        # (restart count, Ready) re-reads nothing.
+        previous = held[2] if held is not None else {}
+        known: dict[str, tuple[tuple[Any, ...], Needs]] = {}
+
+        def needs(pod: Obj) -> Needs:
+            key, inputs = pods.pod_key(pod), _needs_inputs(pod)
+            kept = previous.get(key)
+            value = kept[1] if kept is not None and kept[0] == inputs else pod_needs(pod)
+            known[key] = (inputs, value)
+            return value
+
+        summary = node_pods(self._index.on_node(node), now, used=self._index.requested(node), needs=needs)
+        self._held[node] = (generation, summary, known)
+        return summary
+
+    def keep_only(self, nodes: Collection[str]) -> None:
+        """Forget nodes not in ``nodes`` (deleted ones)."""
+        for gone in [n for n in self._held if n not in nodes]:
+            del self._held[gone]
+
+
+def _needs_inputs(pod: Obj) -> tuple[Any, ...]:
+    """Every field :func:`pod_needs` reads (spec, identity, labels, owner, an in-place resize)."""
+    meta = pod.get("metadata") or {}
+    status = pod.get("status") or {}
+    conditions = status.get("conditions")
+    resizing = (
+        [c for c in conditions if isinstance(c, Mapping) and c.get("type") == "PodResizePending"]
+        if isinstance(conditions, list)
+        else conditions
+    )
+    return (
+        pod.get("spec"),
+        meta.get("uid"),
+        meta.get("name"),
+        meta.get("namespace"),
+        meta.get("labels"),
+        meta.get("ownerReferences"),
+        status.get("containerStatuses"),
+        status.get("resize"),
+        resizing,
+    )
+
+
 def node_info(
     node: Obj,
     claim: NodeClaim | None,
@@ -111,11 +232,13 @@ def node_info(
     known_mark: Mark | None = None,
     replacing: bool = False,
     pod_event: datetime | None = None,
+    summary: NodePods | None = None,
 ) -> NodeInfo:
     """One node's facts; ``known_mark`` covers a mark we wrote that the informer has not shown yet.
 
     ``pod_event`` is the node's last pod event as the controller's tracker knows it (see
-    ``podevents``); without it, the time recorded on the claim.
+    ``podevents``); without it, the time recorded on the claim. ``summary``: what
+    :func:`node_pods` made of ``pods_here`` earlier (reused while still valid).
     """
     meta = node.get("metadata") or {}
     node_labels = {k: str(v) for k, v in (meta.get("labels") or {}).items()}
@@ -123,18 +246,8 @@ def node_info(
         allocatable = Resources.parse((node.get("status") or {}).get("allocatable"), "status.allocatable")
     except ValidationError:
         allocatable = EMPTY
-    live = [p for p in pods_here if not pods.is_terminal(p)]
-    used = sum((_requests(p) for p in live), EMPTY)
-    moving = tuple(
-        PodInfo(
-            pod_demand(p),
-            ready=pod_ready(p),
-            do_not_disrupt=do_not_disrupt(p),
-            inter_pod_constraint=podaffinity.hard_inter_pod_constraint(p),
-        )
-        for p in moving_pods(live)
-    )
-    terminating = sum(1 for p in live if evictable(p) and (p.get("metadata") or {}).get("deletionTimestamp"))
+    summary = summary if summary is not None and summary.valid_at(now) else node_pods(pods_here, now)
+    used, moving, terminating = summary.used, summary.moving, summary.terminating
     deleting = bool(meta.get("deletionTimestamp"))
     info = NodeInfo(
         name=str(meta.get("name")),
@@ -145,7 +258,7 @@ def node_info(
         pods=moving,
         terminating=terminating,
         schedulable=node_is_ready(node) and not (node.get("spec") or {}).get("unschedulable"),
-        do_not_disrupt=do_not_disrupt(node) or replacing,
+        do_not_disrupt=node_protection(node).active or replacing,
         mark=node_mark(node, now) or known_mark,
         deleting=deleting,
         price=offering_price(types, node_labels),
@@ -163,7 +276,17 @@ def node_info(
         planned_pods=frozenset(claim.pods),
         deleting=deleting or claim.metadata.deletion_timestamp is not None,
         initialized=claim.is_true(INITIALIZED),
+        drifted=_drifted(claim),
+        grace_period=claim.termination_grace_period,
     )
+
+
+def _drifted(claim: NodeClaim) -> str | None:
+    """The claim's ``Drifted`` condition as ``"<reason>: <message>"`` when True, else None."""
+    condition = claim.condition(DRIFTED)
+    if condition is None or not condition.is_true:
+        return None
+    return f"{condition.reason}: {condition.message}" if condition.message else condition.reason
 
 
 def starting_pods(all_pods: Iterable[Obj], pending: Iterable[str]) -> frozenset[str]:

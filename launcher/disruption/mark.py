@@ -21,8 +21,11 @@ from shared.api._fields import format_time
 EMPTY: Final = "Empty"
 UNDERUTILIZED: Final = "Underutilized"
 EXPIRED: Final = "Expired"
+DRIFTED: Final = "Drifted"
+# An interruption notice (Spot, scheduled change, instance stopping): forceful, see launcher.interruption.
+INTERRUPTED: Final = "Interrupted"
 UNKNOWN: Final = "Unknown"
-VOLUNTARY: Final = frozenset({EMPTY, UNDERUTILIZED})
+VOLUNTARY: Final = frozenset({EMPTY, UNDERUTILIZED, DRIFTED})
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,9 @@ class Mark:
     reason: str
     since: datetime
     replacements: tuple[str, ...] = ()
+    # When the node must be gone (an interruption notice): the drain starts by then, Ready
+    # replacements or not, and the NodeClaim is deleted by it (see ``launcher.interruption``).
+    deadline: datetime | None = None
 
     @property
     def voluntary(self) -> bool:
@@ -43,6 +49,8 @@ class Mark:
             "since": format_time(self.since),
             "replacements": list(self.replacements),
         }
+        if self.deadline is not None:
+            body["deadline"] = format_time(self.deadline)
         return orjson.dumps(body).decode()
 
     @classmethod
@@ -62,6 +70,7 @@ class Mark:
             replacements=tuple(r for r in replacements if isinstance(r, str))
             if isinstance(replacements, list)
             else (),
+            deadline=_time(raw.get("deadline")),
         )
 
 

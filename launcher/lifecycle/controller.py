@@ -31,6 +31,8 @@ from launcher.planner.offerings import UnavailableOfferings
 from launcher.provider import CloudProvider
 from launcher.state import LauncherState
 from launcher.status import conditions as condition_set
+from launcher.warmpool import claims as warm
+from launcher.warmpool import steps as warm_steps
 from shared import labels
 from shared.api.meta import Condition
 from shared.api.nodeclaim import INITIALIZED, LAUNCHED, READY, REGISTERED, NodeClaim
@@ -374,6 +376,9 @@ class ClaimController:
             patch["metadata"] = {"labels": missing_labels}
         if missing_taints:
             patch["spec"] = {"taints": [*current_taints, *missing_taints]}
+        if warm.is_warm(claim):
+            # Cordoned as it registers, before the scheduler can place pods on it (launcher.warmpool).
+            patch = warm_steps.with_cordon(patch, node)
         if patch:
             await self._nodes.patch(node_name, patch)
         await self._claims.patch_status(

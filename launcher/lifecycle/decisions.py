@@ -15,10 +15,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from launcher.model import Instance
+from launcher.warmpool import claims as warm
 from shared.api.nodeclaim import INITIALIZED, LAUNCHED, REGISTERED, NodeClaim
 
 # EC2 instance states from which an instance never becomes usable again.
 GONE_STATES = frozenset({"shutting-down", "terminated", "stopping", "stopped"})
+# States a warm instance waits in (see ``launcher.warmpool``).
+WARM_STATES = frozenset({"stopping", "stopped"})
 
 
 @dataclass(frozen=True)
@@ -128,11 +131,20 @@ def next_step(
         return Launch()
     if claim.status.instance_id != instance.id:
         return Adopt(instance)
+    if warm.held(claim) and instance.state in WARM_STATES:
+        # Parked in its pool, or taken and about to be started: not a failure (launcher.warmpool).
+        return Wait(f"warm instance {instance.id} is {instance.state}")
     if instance.state in GONE_STATES:
         return Delete(f"instance {instance.id} is {instance.state}")
 
     if node is None:
+        if warm.is_warm(claim) and claim.is_true(REGISTERED):
+            return Wait("warm instance's node removed until it is used")
         started = launched_at(claim) or instance.launch_time
+        # A claim taken from a warm pool registers again: time that from when it was taken.
+        activated = warm.activated_at(claim)
+        if activated is not None and activated > started:
+            started = activated
         if now - started > registration_timeout:
             return Delete(f"node did not register within {registration_timeout}")
         return Wait("waiting for the node to register")

@@ -55,6 +55,7 @@ def launch_request(
     capacity_types: set[str] = set()
     chosen: list[str] = []
     architectures: set[str] = set()
+    unusable: set[tuple[str, str, str]] = set()
     for name in names:
         instance_type = catalogue.get(name)
         if instance_type is None:
@@ -64,13 +65,11 @@ def launch_request(
         # capacity type are per offering (``offerings_for`` checks them).
         if not reqs.compatible(Requirements.from_labels(instance_type.labels)):
             continue
-        usable = [
-            o
-            for o in instance_type.offerings_for(reqs)
-            if not unavailable.is_unavailable(name, o.zone, o.capacity_type)
-        ]
+        allowed = instance_type.offerings_for(reqs)
+        usable = [o for o in allowed if not unavailable.is_unavailable(name, o.zone, o.capacity_type)]
         if not usable:
             continue
+        unusable.update((name, o.zone, o.capacity_type) for o in allowed if o not in usable)
         chosen.append(name)
         architectures.add(instance_type.architecture)
         zones.update(o.zone for o in usable)
@@ -87,12 +86,20 @@ def launch_request(
     nodepool = claim.nodepool or ""
     architecture = architectures.pop()
     sorted_zones, sorted_capacity = tuple(sorted(zones)), tuple(sorted(capacity_types))
+    excluded = frozenset(o for o in unusable if o[0] in chosen)
+    # Other overrides make another call: a new token, or EC2 answers IdempotentParameterMismatch.
+    narrowed = (tuple(sorted("/".join(o) for o in excluded)),) if excluded else ()
     return LaunchRequest(
         nodeclaim=claim.name,
         nodepool=nodepool,
         nodeclass=claim.node_class_ref.name,
         client_token=fleet_token(
-            claim.client_token or claim.name, chosen, sorted_zones, sorted_capacity, (architecture,)
+            claim.client_token or claim.name,
+            chosen,
+            sorted_zones,
+            sorted_capacity,
+            (architecture,),
+            *narrowed,
         ),
         instance_types=tuple(chosen),
         zones=sorted_zones,
@@ -103,4 +110,5 @@ def launch_request(
             labels.TAG_NODEPOOL: nodepool,
             labels.TAG_NODECLAIM: claim.name,
         },
+        unavailable=excluded,
     )

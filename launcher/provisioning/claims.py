@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from launcher.disruption.drift import nodepool_hash_annotations
 from shared import labels
 from shared.api._fields import format_time
 from shared.api.durations import format_duration
@@ -39,7 +40,8 @@ def nodeclaim_body(
     first_demand: float | None = None,
 ) -> dict[str, Any]:
     """The NodeClaim to create for ``pods`` on ``pool``; ``requirements`` fix its types and zones."""
-    annotations = dict(pool.template_annotations)
+    # The template's hash, for drift (``launcher.disruption.drift``): compared with the pool's later.
+    annotations = {**pool.template_annotations, **nodepool_hash_annotations(pool)}
     if first_demand is not None:
         annotations["jitnode.io/first-demand"] = format_time(datetime.fromtimestamp(first_demand, tz=UTC))
     spec: dict[str, Any] = {

@@ -16,7 +16,10 @@ from launcher.planner.exact import ExactSettings
 from launcher.planner.inputs import ClusterNode, RunningPod
 from launcher.planner.offerings import UnavailableOfferings
 from launcher.planner.plan import EXACT
+from launcher.podindex import PodIndex, repels, running_pod
 from launcher.state import LauncherState
+from launcher.warmpool import claims as warm
+from launcher.warmpool.candidates import warm_in_flight
 from shared import labels, podaffinity, pods
 from shared.api.nodeclaim import INITIALIZED, NodeClaim
 from shared.api.nodepool import NodePool
@@ -68,8 +71,14 @@ def daemonset_overhead(
     return out
 
 
-def node_rooms(nodes: Mapping[str, Obj], pods_by_node: Mapping[str, Sequence[Obj]]) -> list[NodeRoom]:
-    """Free room on Ready, schedulable nodes that are not being disrupted."""
+def node_rooms(
+    nodes: Mapping[str, Obj],
+    pods_by_node: Mapping[str, Sequence[Obj]],
+    requested: Callable[[str], Resources] | None = None,
+) -> list[NodeRoom]:
+    """Free room on Ready, schedulable nodes that are not being disrupted.
+
+    ``requested`` (the pod index's running sums) replaces summing each node's pods."""
     rooms = []
     for node in nodes.values():
         meta = node.get("metadata") or {}
@@ -86,7 +95,10 @@ def node_rooms(nodes: Mapping[str, Obj], pods_by_node: Mapping[str, Sequence[Obj
         except ValidationError:
             continue
         name = str(meta.get("name"))
-        used = sum((_requests(p) for p in pods_by_node.get(name, []) if not pods.is_terminal(p)), EMPTY)
+        if requested is not None:
+            used = requested(name)
+        else:
+            used = sum((_requests(p) for p in pods_by_node.get(name, []) if not pods.is_terminal(p)), EMPTY)
         rooms.append(
             NodeRoom(name, dict(meta.get("labels") or {}), taints, (allocatable - used).clamp_zero())
         )
@@ -126,8 +138,8 @@ def in_flight_claims(
     now = now or datetime.now(UTC)
     out = []
     for claim in claims:
-        if claim.metadata.deletion_timestamp is not None:
-            continue
+        if claim.metadata.deletion_timestamp is not None or warm.is_warm(claim):
+            continue  # warm claims are offered by launcher.warmpool.candidates
         ready_since = _ready_since(claim)
         if ready_since is not None and now - ready_since > bind_grace:
             continue
@@ -141,8 +153,9 @@ def in_flight_claims(
         # other pods may have taken what this claim was sized for. Counting the nominal room too
         # covered new pods with room that no longer existed, and they waited out bind_grace
         # before being planned (found by the rollout drill). Its own planned pods stay covered.
-        freed = sum((bound[uid] for uid in claim.pods if uid in bound), EMPTY) if bound else EMPTY
-        room = EMPTY if ready_since is not None else (smallest - claim.requests + freed).clamp_zero()
+        served_pods, served_requests = warm.served(claim)  # a claim taken from a warm pool: its pods
+        freed = sum((bound[uid] for uid in served_pods if uid in bound), EMPTY) if bound else EMPTY
+        room = EMPTY if ready_since is not None else (smallest - served_requests + freed).clamp_zero()
         out.append(
             InFlightClaim(
                 name=claim.name,
@@ -150,7 +163,7 @@ def in_flight_claims(
                 requirements=claim.node_requirements(),
                 taints=claim.taints,
                 room=room,
-                pods=frozenset(claim.pods),
+                pods=frozenset(served_pods),
                 node=claim.status.node_name if ready_since is not None else None,
             )
         )
@@ -215,25 +228,27 @@ def topology_view(
     out_pods: list[RunningPod] = []
     for name, pods_here in pods_by_node.items():
         for pod in pods_here:
-            meta = pod.get("metadata") or {}
-            spec = pod.get("spec") or {}
-            affinity = spec.get("affinity")
-            repels = isinstance(affinity, Mapping) and bool(affinity.get("podAntiAffinity"))
-            if not (every or repels) or pods.is_terminal(pod) or meta.get("deletionTimestamp"):
-                continue
-            namespace = str(meta.get("namespace") or "default")
-            try:
-                terms = podaffinity.required_terms(spec, "podAntiAffinity", namespace) if repels else ()
-            except FieldError:
-                terms = ()
-            raw = meta.get("labels")
-            pod_labels = {str(k): str(v) for k, v in raw.items()} if isinstance(raw, Mapping) else {}
-            out_pods.append(RunningPod(namespace, pod_labels, str(name), terms))
-    out_nodes = [
+            if every or repels(pod):
+                running = running_pod(pod, str(name))
+                if running is not None:
+                    out_pods.append(running)
+    return cluster_nodes(nodes), out_pods
+
+
+def indexed_topology_view(
+    nodes: Mapping[str, Obj], index: PodIndex, demand: Mapping[str, PodDemand]
+) -> tuple[list[ClusterNode], list[RunningPod]]:
+    """:func:`topology_view` from the pod index: the running pods it keeps, never a walk of
+    every pod when no pending pod has inter-pod constraints."""
+    every = any(d.constrained for d in demand.values())
+    return cluster_nodes(nodes), index.running() if every else index.repelling_running()
+
+
+def cluster_nodes(nodes: Mapping[str, Obj]) -> list[ClusterNode]:
+    return [
         ClusterNode(str((node.get("metadata") or {}).get("name")), _labels(node), _taints(node))
         for node in nodes.values()
     ]
-    return out_nodes, out_pods
 
 
 def _labels(node: Obj) -> dict[str, str]:
@@ -277,15 +292,6 @@ def pool_views(
     ]
 
 
-def _bound_requests(pods_by_node: Mapping[str, Sequence[Obj]]) -> dict[str, Resources]:
-    return {
-        str((p.get("metadata") or {}).get("uid")): _requests(p)
-        for bound in pods_by_node.values()
-        for p in bound
-        if not pods.is_terminal(p)
-    }
-
-
 def build_plan(
     *,
     demand: Mapping[str, PodDemand],
@@ -303,21 +309,27 @@ def build_plan(
     solve a pool's new claims exactly (see ``launcher.planner.exact``).
     """
     pools = state.nodepools()
-    claims = [*state.nodeclaims().values(), *extra_claims]
-    by_node = state.pods_by_node()
-    views = pool_views(
-        pools, daemonset_overhead(state.nodes(), by_node), pool_usage(claims, catalogue), zones
-    )
-    cluster_nodes, running = topology_view(state.nodes(), by_node, demand)
+    # A claim just taken from a warm pool is in ``extra_claims`` before the informer shows it.
+    claims = list({c.name: c for c in [*state.nodeclaims().values(), *extra_claims]}.values())
+    nodes = state.nodes()
+    # The index's narrow views: each pure function below reads only the pods they hold, so no
+    # step walks every bound pod (see launcher.podindex).
+    index = state.pod_index
+    overhead = daemonset_overhead(nodes, index.daemons_by_node())
+    views = pool_views(pools, overhead, pool_usage(claims, catalogue), zones)
+    topology_nodes, running = indexed_topology_view(nodes, index, demand)
     result = plan(
         demand=demand,
         pools=views,
         types=list(catalogue.values()),
-        in_flight=in_flight_claims(claims, catalogue, bound=_bound_requests(by_node)),
-        nodes=node_rooms(state.nodes(), by_node),
+        in_flight=[
+            *in_flight_claims(claims, catalogue, bound=index.bound_requests()),
+            *warm_in_flight(claims, catalogue, overhead),
+        ],
+        nodes=node_rooms(nodes, index.by_node(), index.requested),
         is_unavailable=unavailable.is_unavailable,
-        occupied_zones=occupied_zones(state.nodes(), by_node),
-        cluster_nodes=cluster_nodes,
+        occupied_zones=occupied_zones(nodes, index.repelling_by_node()),
+        cluster_nodes=topology_nodes,
         running=running,
         exact=exact,
     )

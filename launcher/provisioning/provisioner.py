@@ -7,7 +7,9 @@ pending the loop also re-plans when claims or nodes change (a claim deleted afte
 capacity, a node that joined) and every ``replan_interval``. Each new claim is handed straight to
 the claim controller, so CreateFleet follows the plan without waiting for a watch event.
 Each NodePool is narrowed to the zones where its EC2NodeClass has subnets (``nodeclass_zones``),
-so no claim asks CreateFleet for a zone it cannot launch in.
+so no claim asks CreateFleet for a zone it cannot launch in. Warm-pool instances are offered to
+the planner as in-flight room; those it covers pods with are taken (``take_warm``, see
+``launcher.warmpool``) before any new claim is created.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from launcher import metrics
+from launcher.buffers.controller import BUFFER_SOURCE
+from launcher.buffers.decisions import is_buffer_uid
 from launcher.demand.book import OWN_WATCH
 from launcher.kube import NodeClaimWriter
 from launcher.lifecycle.controller import ClaimController
@@ -30,6 +34,8 @@ from launcher.planner.plan import EXACT
 from launcher.provisioning.claims import claim_name, nodeclaim_body
 from launcher.provisioning.inputs import NodeClassZones, build_plan, unknown_zones
 from launcher.state import LauncherState
+from launcher.warmpool import claims as warm
+from launcher.warmpool.candidates import activations
 from shared import labels
 from shared.api.nodeclaim import NodeClaim
 from shared.crashpoints import CLAIM_CREATED, PLAN_PARTLY_CREATED, crash_point
@@ -37,11 +43,18 @@ from shared.demand import PodDemand
 from shared.events import WARNING, EventRecorder
 from shared.logs import get_logger
 from shared.requirements import Requirement
+from shared.resources import Resources
 from shared.tasks import within
+
+# Takes warm claim ``name`` from its pool for ``pods`` (requesting ``requests``); None if it can't.
+TakeWarm = Callable[[str, Sequence[str], Resources], Awaitable[NodeClaim | None]]
 
 
 def source_kind(name: str) -> str:
-    """The metric label of a demand source: ``pod-watch`` (the launcher's own) or ``extender``."""
+    """The metric label of a demand source: ``pod-watch`` (the launcher's own), ``capacity-buffer``
+    (CapacityBuffer chunks) or ``extender``."""
+    if name == BUFFER_SOURCE:
+        return "capacity-buffer"
     return "pod-watch" if name == OWN_WATCH else "extender"
 
 
@@ -72,6 +85,9 @@ class ProvisionerSettings:
     coalesce_max: float = 1.0
     replan_interval: float = 10.0
     exact: ExactSettings | None = EXACT  # when the planner solves a pool exactly (None: never)
+    # While only CapacityBuffer chunks are pending, a cluster change re-plans after this long at
+    # the soonest: chunks are pending for good, and a plan on every pod event would cost O(cluster).
+    buffer_replan_delay: float = 1.0
 
 
 class Provisioner:
@@ -88,6 +104,8 @@ class Provisioner:
         settings: ProvisionerSettings,
         nodeclass_zones: NodeClassZones = unknown_zones,
         before_plan: Callable[[], Awaitable[bool]] | None = None,
+        on_plan: Callable[[Plan], None] | None = None,
+        take_warm: TakeWarm | None = None,
     ) -> None:
         self._state = state
         self._book = book
@@ -101,6 +119,10 @@ class Provisioner:
         # Waits out work the plan depends on (a NodeClass resolving: its zones narrow the pools);
         # True when it did wait, and demand is then read again.
         self._before_plan = before_plan
+        # Told every plan (the CapacityBuffer controller reports what became of its chunks).
+        self._on_plan = on_plan
+        # Takes a warm claim the plan covered pods with from its pool (launcher.warmpool).
+        self._take_warm = take_warm
         self._reported: dict[str, str] = {}
         # Claims created but not yet seen by the informer: the next plan must count them.
         self._recent: dict[str, NodeClaim] = {}
@@ -127,7 +149,9 @@ class Provisioner:
         demand_changed = asyncio.ensure_future(self._book.changed(seen))
         waiters: set[asyncio.Future[Any]] = {demand_changed}
         if self._book.current():
-            waiters.add(asyncio.ensure_future(wake.wait()))
+            buffers_only = all(is_buffer_uid(uid) for uid in self._book.current())
+            delay = self.settings.buffer_replan_delay if buffers_only else 0.0
+            waiters.add(asyncio.ensure_future(_woken(wake, delay)))
         try:
             timeout = self.settings.replan_interval if self._book.current() else None
             await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
@@ -158,7 +182,8 @@ class Provisioner:
             demand = self._pending()
         started = time.perf_counter()
         known = self._state.nodeclaims()
-        for name in [n for n in self._recent if n in known]:
+        # A claim taken from a warm pool stays until the informer shows it taken.
+        for name in [n for n in self._recent if n in known and not warm.is_warm(known[n])]:
             del self._recent[name]
         plan, pools = build_plan(
             demand=demand,
@@ -170,7 +195,10 @@ class Provisioner:
             exact=self.settings.exact,
         )
         metrics.PLAN_SECONDS.observe(time.perf_counter() - started)
+        if self._on_plan is not None:
+            self._on_plan(plan)
         metrics.UNSERVABLE.set(len(plan.unschedulable))
+        await self._take_warm_claims(plan, demand, known)
         created: list[NodeClaim] = []
         if plan.claims:
             metrics.PLAN_COST.set(plan.cost_per_hour)
@@ -221,26 +249,35 @@ class Provisioner:
         await self._report_unschedulable(demand, plan.unschedulable)
         return created
 
+    async def _take_warm_claims(
+        self, plan: Plan, demand: Mapping[str, PodDemand], known: Mapping[str, NodeClaim]
+    ) -> None:
+        """Start the warm claims the plan covered pods with: the planner preferred them to new ones."""
+        if self._take_warm is None:
+            return
+        names = {n for n, c in known.items() if warm.is_warm(c)} - self._recent.keys()
+        for name, (uids, requests) in activations(plan.covered, names, demand).items():
+            taken = await self._take_warm(name, uids, requests)
+            if taken is not None:
+                self._recent[taken.name] = taken
+
     def _sources_of(self, uids: Iterable[str]) -> dict[str, int]:
         """How many of ``uids`` each demand source reported (the one the book credits)."""
         return dict(Counter(self._book.origin(uid) or "unknown" for uid in uids))
 
     def _pending(self) -> dict[str, PodDemand]:
-        """Demand minus pods the API already shows bound (a withdraw may still be in flight)."""
-        bound = {
-            str((pod.get("metadata") or {}).get("uid"))
-            for pod in self._state.pods().values()
-            if (pod.get("spec") or {}).get("nodeName")
-        }
-        return {uid: d for uid, d in self._book.current().items() if uid not in bound}
+        """Demand minus pods the API already shows bound (a withdraw may still be in flight);
+        one index lookup per pending pod, whatever the number of bound ones."""
+        index = self._state.pod_index
+        return {uid: d for uid, d in self._book.current().items() if not index.is_bound(uid)}
 
     async def _report_unschedulable(
         self, demand: Mapping[str, PodDemand], reasons: Mapping[str, str]
     ) -> None:
         """A Warning event on each pod no NodePool can serve, once per distinct reason."""
         for uid, reason in reasons.items():
-            if self._reported.get(uid) == reason or uid not in demand:
-                continue
+            if self._reported.get(uid) == reason or uid not in demand or is_buffer_uid(uid):
+                continue  # a buffer's chunk is no Pod: its buffer's status says why instead
             self._reported[uid] = reason
             pod = demand[uid]
             log.warning("pod cannot be provisioned for", pod=f"{pod.namespace}/{pod.name}", reason=reason)
@@ -253,3 +290,10 @@ class Provisioner:
         for uid in list(self._reported):
             if uid not in demand:
                 del self._reported[uid]
+
+
+async def _woken(wake: asyncio.Event, delay: float) -> None:
+    """Until ``wake`` is set, then ``delay`` more (0: at once)."""
+    await wake.wait()
+    if delay > 0:
+        await asyncio.sleep(delay)

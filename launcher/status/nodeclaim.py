@@ -9,8 +9,9 @@ step (and ``Ready`` with ``Initialized``). This adds what Karpenter derives from
   node (or since it was initialized), absent while the clock runs, before initialization and when
   the pool never consolidates; the answer includes when to look again.
 
-jitnode has no drift detection, so there is no ``Drifted``; an ``Empty`` condition was dropped
-by Karpenter v1 (its consolidation reads pods directly), and jitnode's does the same.
+``Drifted`` is written by ``status.drift`` (and kept here, as another writer's condition); an
+``Empty`` condition was dropped by Karpenter v1 (its consolidation reads pods directly), and
+jitnode's does the same.
 """
 
 from __future__ import annotations

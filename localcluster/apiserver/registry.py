@@ -123,6 +123,7 @@ BUILTINS: tuple[ResourceType, ...] = (
     _rt("", "v1", "bindings", "Binding", True, verbs=("create",)),
     _rt("", "v1", "events", "Event", True, short_names=("ev",), fields=EVENT_FIELDS),
     _rt("", "v1", "configmaps", "ConfigMap", True, short_names=("cm",)),
+    _rt("", "v1", "podtemplates", "PodTemplate", True),
     _rt("", "v1", "secrets", "Secret", True, fields=COMMON_FIELDS | {"type"}),
     _rt("", "v1", "serviceaccounts", "ServiceAccount", True, short_names=("sa",)),
     _rt(

@@ -29,6 +29,8 @@ LAUNCH_TEMPLATE_ID_TAG: Final = "aws:ec2launchtemplate:id"
 LAUNCH_TEMPLATE_VERSION_TAG: Final = "aws:ec2launchtemplate:version"
 # EC2 states in which the instance's kubelet is (or will be) running.
 LIVE_STATES: Final = frozenset({"pending", "running"})
+# EC2 states of an instance that may be started again (StartInstances).
+STOPPED_STATES: Final = frozenset({"stopping", "stopped"})
 
 _log = get_logger(__name__)
 

@@ -1,12 +1,20 @@
 """One async loop that plays the kubelet of every EC2 instance of a cluster.
 
-It polls EC2 for the cluster's instances and, ``boot_delay`` after an instance runs, registers
+It polls EC2 for the cluster's instances and, ``boot_delay`` after an instance runs (or
+``boot_from_stopped_delay`` after one seen stopped runs again), registers
 its Node as a kubelet would (name, providerID, labels and taints from the user data, capacity
 and allocatable as on EKS), then posts Ready heartbeats through the ``status`` subresource.
 Pods bound to its nodes become Running and Ready after ``container_start_delay``; pods being
 deleted are removed after their grace period. When an instance stops or terminates, it does
 what the node lifecycle and cloud node controllers do: the Node goes Ready=Unknown with the
 unreachable taints, and ``node_removal_delay`` later its pods and the Node are deleted.
+
+Tests can make a running node unhealthy as it happens on AWS: :meth:`Kubelets.stop_kubelet`
+(a hung or crashed kubelet: no heartbeats, no pod work; ``node_monitor_grace_period`` after the
+last heartbeat the node lifecycle controller's part marks the Node Unknown and unreachable) and
+:meth:`Kubelets.report_condition` (the kubelet, or a node agent, reporting ``Ready`` ``False``,
+``DiskPressure`` ``True``, ...). Only stopped kubelets are watched for missed heartbeats: the
+others beat from this loop, whose delays on a loaded machine say nothing about the nodes.
 
 A node that cannot bootstrap never joins, as on AWS: an instance listed by ``fail_to_join``,
 user data that does not parse (logged with the field at fault) or names another cluster. Once
@@ -32,11 +40,12 @@ import orjson
 from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from localcluster.kubelet.instances import EC2Inventory, Instance
+from localcluster.kubelet.instances import STOPPED_STATES, EC2Inventory, Instance
 from localcluster.kubelet.node import (
     UNREACHABLE_TAINT,
     NodeShape,
     NodeSoftware,
+    ReportedCondition,
     node_object,
     node_shape,
     ready_status,
@@ -76,10 +85,16 @@ class KubeletConfig:
     """Timings of the simulated nodes (seconds); the defaults suit the demo."""
 
     boot_delay: float = 5.0
+    # From StartInstances on a stopped (or hibernated) instance to its kubelet registering: no
+    # image pulls, but the OS boots (or resumes) again; warm pools (docs/warm-pools.md) rely on it.
+    boot_from_stopped_delay: float = 2.0
     container_start_delay: float = 0.5
     heartbeat_interval: float = 10.0
     poll_interval: float = 1.0
     node_removal_delay: float = 5.0
+    # kube-controller-manager's --node-monitor-grace-period: a stopped kubelet's Node goes
+    # Unknown this long after its last heartbeat.
+    node_monitor_grace_period: float = 40.0
     # Upper bound on how long a deleted pod's grace period is honoured (0: remove at once).
     max_termination_grace: float = math.inf
     software: NodeSoftware = field(default_factory=NodeSoftware)
@@ -89,11 +104,13 @@ class KubeletConfig:
         """No delays at all: what tests want."""
         return cls(
             boot_delay=0.0,
+            boot_from_stopped_delay=0.0,
             container_start_delay=0.0,
             heartbeat_interval=heartbeat_interval,
             poll_interval=poll_interval,
             node_removal_delay=0.0,
             max_termination_grace=0.0,
+            node_monitor_grace_period=4 * heartbeat_interval,
         )
 
 
@@ -116,6 +133,9 @@ class _Member:
     last_heartbeat: float = 0.0
     lost_since: float = 0.0
     marked_unknown: bool = False
+    restarted: bool = False  # started again after a stop: boots in boot_from_stopped_delay
+    stopped: bool = False  # the kubelet hangs: no heartbeats, no pod work (stop_kubelet)
+    reported: dict[str, ReportedCondition] = field(default_factory=dict)  # report_condition
 
 
 class _PodEvents:
@@ -164,6 +184,8 @@ class Kubelets:
         self.fail_to_join = fail_to_join
         self._clock = clock
         self._members: dict[str, _Member] = {}
+        # Instances seen stopped: when they run again, they boot from stopped.
+        self._stopped_seen: set[str] = set()
         self._by_node: dict[str, _Member] = {}
         self._addresses = PodAddresses()
         self._pods = Informer(self._core.list_pod_for_all_namespaces, _PodEvents(self), name="kubelet-pods")
@@ -214,6 +236,51 @@ class Kubelets:
         member = self._members.get(instance_id)
         return member.state if member is not None else None
 
+    # Unhealthy nodes, for tests --------------------------------------------------------------
+
+    def _joined(self, node_name: str) -> _Member:
+        member = self._by_node.get(node_name)
+        if member is None or member.state is not MemberState.JOINED:
+            raise KeyError(f"no running kubelet for node {node_name!r}")
+        return member
+
+    def stop_kubelet(self, node_name: str) -> None:
+        """The node's kubelet hangs (the instance keeps running): no heartbeats, pods left as
+        they are; ``node_monitor_grace_period`` later the Node goes Ready=Unknown, unreachable."""
+        member = self._joined(node_name)
+        member.stopped = True
+        _log.info("kubelet.stopped", node=node_name)
+
+    async def start_kubelet(self, node_name: str) -> None:
+        """The hung kubelet recovers: Ready again (a new transition), unreachable taints cleared."""
+        member = self._joined(node_name)
+        member.stopped = False
+        member.marked_unknown = False
+        member.ready_since = self._clock()
+        await self._clear_unreachable(node_name)
+        await self._post_ready(member, asyncio.get_running_loop().time())
+        self._mark_all_pods()
+        _log.info("kubelet.started", node=node_name)
+
+    async def report_condition(
+        self, node_name: str, kind: str, status: str | None, reason: str = "", message: str = ""
+    ) -> None:
+        """Report ``kind`` with ``status`` from now on (None: back to healthy), posted at once.
+
+        The transition time moves only when the status changes, as a kubelet's does.
+        """
+        member = self._joined(node_name)
+        now = self._clock()
+        previous = member.reported.get(kind)
+        if status is None:
+            member.reported.pop(kind, None)
+            if kind == "Ready" and previous is not None:
+                member.ready_since = now
+        else:
+            since = previous.since if previous is not None and previous.status == status else now
+            member.reported[kind] = ReportedCondition(status, reason or kind, message, since)
+        await self._post_ready(member, asyncio.get_running_loop().time())
+
     async def wait_synced(self) -> None:
         """Wait for the first EC2 poll and the first pod list."""
         await self._synced.wait()
@@ -249,13 +316,20 @@ class Kubelets:
             if instance.live:
                 if member is None or member.state in (MemberState.LOST, MemberState.REMOVED):
                     # New, or started again after a stop: the kubelet boots (again) and registers.
-                    member = self._members[instance.instance_id] = _Member(instance, first_seen=now)
+                    restarted = instance.instance_id in self._stopped_seen
+                    self._stopped_seen.discard(instance.instance_id)
+                    member = _Member(instance, first_seen=now, restarted=restarted)
+                    self._members[instance.instance_id] = member
                 member.instance = instance
-                booted = instance.running and now - member.first_seen >= self.config.boot_delay
+                delay = self.config.boot_from_stopped_delay if member.restarted else self.config.boot_delay
+                booted = instance.running and now - member.first_seen >= delay
                 if member.state is MemberState.BOOTING and booted:
                     joining.append(member)
-            elif member is not None:
-                self._lose(member, now)
+            else:
+                if instance.state in STOPPED_STATES:
+                    self._stopped_seen.add(instance.instance_id)
+                if member is not None:
+                    self._lose(member, now)
         for instance_id, member in list(self._members.items()):
             if instance_id not in listed:
                 self._lose(member, now)
@@ -263,9 +337,20 @@ class Kubelets:
         beats = [
             m
             for m in self._members.values()
-            if m.state is MemberState.JOINED and now - m.last_heartbeat >= self.config.heartbeat_interval
+            if m.state is MemberState.JOINED
+            and not m.stopped
+            and now - m.last_heartbeat >= self.config.heartbeat_interval
         ]
         await self._each("heartbeat", beats, lambda member: self._post_ready(member, now))
+        silent = [
+            m
+            for m in self._members.values()
+            if m.state is MemberState.JOINED
+            and m.stopped
+            and not m.marked_unknown
+            and now - m.last_heartbeat >= self.config.node_monitor_grace_period
+        ]
+        await self._each("monitor", silent, self._mark_unknown)
         lost = [m for m in self._members.values() if m.state is MemberState.LOST]
         await self._each("retire", lost, lambda member: self._retire(member, now))
 
@@ -329,7 +414,9 @@ class Kubelets:
     async def _post_ready(self, member: _Member, now: float) -> None:
         assert member.shape is not None
         assert member.ready_since is not None
-        body = ready_status(member.shape, self._clock(), member.ready_since, self.config.software)
+        body = ready_status(
+            member.shape, self._clock(), member.ready_since, self.config.software, member.reported
+        )
         try:
             await self._core.patch_node_status(member.shape.name, body, _content_type=MERGE_PATCH)
         except ApiException as exc:
@@ -350,6 +437,23 @@ class Kubelets:
             _log.info("kubelet.instance_gone", instance=instance.instance_id, state=instance.state)
         elif member.state in (MemberState.BOOTING, MemberState.REFUSED, MemberState.EVICTED):
             self._members.pop(member.instance.instance_id, None)
+
+    async def _mark_unknown(self, member: _Member) -> None:
+        """What the node lifecycle controller does to a Node whose kubelet went silent."""
+        assert member.shape is not None
+        name = member.shape.name
+        current = await self._read_node(name)
+        if current is None:
+            return
+        await self._core.patch_node_status(
+            name,
+            unknown_status(self._clock(), (current.get("status") or {}).get("conditions")),
+            _content_type=MERGE_PATCH,
+        )
+        taints = unreachable_taints((current.get("spec") or {}).get("taints"), self._clock())
+        await self._core.patch_node(name, {"spec": {"taints": taints}}, _content_type=MERGE_PATCH)
+        member.marked_unknown = True
+        _log.info("kubelet.node_status_unknown", node=name)
 
     async def _retire(self, member: _Member, now: float) -> None:
         """Mark the node NotReady (once), then delete its pods and the Node when the delay is up."""
@@ -467,7 +571,7 @@ class Kubelets:
         """Decide what the pod at ``key`` needs next, and when."""
         pod = self._pods.store().get(key)
         member = self._by_node.get(str(((pod or {}).get("spec") or {}).get("nodeName") or ""))
-        if pod is None or member is None or member.state is not MemberState.JOINED:
+        if pod is None or member is None or member.state is not MemberState.JOINED or member.stopped:
             self._due.pop(key, None)
             self._deleting_since.pop(key, None)
             return

@@ -9,6 +9,7 @@ the AWS cloud controller adds (type, zone, region), allocatable follows :mod:`sh
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -160,9 +161,35 @@ _HEALTHY_CONDITIONS: Final = (
 )
 
 
-def ready_status(shape: NodeShape, now: datetime, ready_since: datetime, software: NodeSoftware) -> Obj:
-    """The full status a healthy kubelet posts (also its heartbeat)."""
+@dataclass(frozen=True)
+class ReportedCondition:
+    """A condition a kubelet (or a node agent beside it) reports instead of the healthy one,
+    such as ``Ready`` ``False`` when the container runtime is down or ``DiskPressure`` ``True``."""
+
+    status: str
+    reason: str
+    message: str
+    since: datetime  # lastTransitionTime
+
+
+def ready_status(
+    shape: NodeShape,
+    now: datetime,
+    ready_since: datetime,
+    software: NodeSoftware,
+    reported: Mapping[str, ReportedCondition] | None = None,
+) -> Obj:
+    """The full status a kubelet posts (also its heartbeat): healthy, but for ``reported``."""
     beat, since = timestamp(now), timestamp(ready_since)
+    reported = reported or {}
+    conditions = [
+        _condition(kind, status, reason, message, beat, since)
+        for kind, status, reason, message in _HEALTHY_CONDITIONS
+        if kind not in reported
+    ] + [
+        _condition(kind, r.status, r.reason, r.message, beat, timestamp(r.since))
+        for kind, r in sorted(reported.items())
+    ]
     machine = hashlib.sha256(shape.instance.instance_id.encode()).hexdigest()
     uuid = f"ec2{machine[3:8]}-{machine[8:12]}-{machine[12:16]}-{machine[16:20]}-{machine[20:32]}"
     kernel_arch = "x86_64" if shape.arch == "amd64" else "aarch64"
@@ -170,10 +197,7 @@ def ready_status(shape: NodeShape, now: datetime, ready_since: datetime, softwar
         "status": {
             "capacity": {**shape.capacity.to_api(), "hugepages-1Gi": "0", "hugepages-2Mi": "0"},
             "allocatable": {**shape.allocatable.to_api(), "hugepages-1Gi": "0", "hugepages-2Mi": "0"},
-            "conditions": [
-                _condition(kind, status, reason, message, beat, since)
-                for kind, status, reason, message in _HEALTHY_CONDITIONS
-            ],
+            "conditions": conditions,
             "addresses": [
                 {"type": "InternalIP", "address": shape.instance.private_ip},
                 {"type": "InternalDNS", "address": shape.name},

@@ -33,6 +33,7 @@ class ObjectMeta:
     finalizers: tuple[str, ...] = ()
     creation_timestamp: datetime | None = None
     deletion_timestamp: datetime | None = None
+    namespace: str = ""  # empty for cluster-scoped objects
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any], check: Checker, path: str = "metadata") -> ObjectMeta:
@@ -47,6 +48,7 @@ class ObjectMeta:
         return cls(
             name=name,
             uid=check.string(raw, "uid", path) or "",
+            namespace=check.string(raw, "namespace", path) or "",
             resource_version=check.string(raw, "resourceVersion", path) or "",
             generation=check.integer(raw, "generation", path, minimum=0) or 0,
             labels=check.string_map(raw, "labels", path),
@@ -58,6 +60,8 @@ class ObjectMeta:
 
     def to_api(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name}
+        if self.namespace:
+            out["namespace"] = self.namespace
         if self.uid:
             out["uid"] = self.uid
         if self.resource_version:

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from shared import labels as well_known
+from shared.api import warmpool
 from shared.api._fields import ROOT_KEYS, Checker, join
 from shared.api.cron import Cron
 from shared.api.durations import (
@@ -39,6 +40,7 @@ from shared.api.scheduling import (
     parse_requirements,
     parse_taint_list,
 )
+from shared.api.warmpool import WarmPoolSpec, WarmPoolStatus, parse_warm_pool, parse_warm_pool_status
 from shared.labelsyntax import label_key_problem, label_value_problem
 from shared.requirements import Requirement, Requirements
 from shared.resources import EMPTY, Resources
@@ -47,6 +49,11 @@ from shared.taints import Taint
 WHEN_EMPTY: Final = "WhenEmpty"
 WHEN_EMPTY_OR_UNDERUTILIZED: Final = "WhenEmptyOrUnderutilized"
 CONSOLIDATION_POLICIES: Final = (WHEN_EMPTY, WHEN_EMPTY_OR_UNDERUTILIZED)
+# spec.disruption.repair: replace unhealthy nodes (launcher.disruption.repair); unset follows
+# the launcher's repair.enabled.
+REPAIR_ENABLED: Final = "Enabled"
+REPAIR_DISABLED: Final = "Disabled"
+REPAIR_SETTINGS: Final = (REPAIR_ENABLED, REPAIR_DISABLED)
 DISRUPTION_REASONS: Final = ("Underutilized", "Empty", "Drifted")
 BUDGET_NODES_PATTERN: Final = r"^((100|[0-9]{1,2})%|[0-9]+)$"
 BUDGET_SCHEDULE_PATTERN: Final = (
@@ -59,7 +66,7 @@ MAX_BUDGETS: Final = 50
 
 KEYS: Final[Mapping[str, frozenset[str]]] = {
     "": ROOT_KEYS,
-    "spec": frozenset({"template", "disruption", "limits", "weight"}),
+    "spec": frozenset({"template", "disruption", "limits", "weight", "warmPool"}),
     "spec.template": frozenset({"metadata", "spec"}),
     "spec.template.metadata": frozenset({"labels", "annotations"}),
     "spec.template.spec": frozenset(
@@ -69,10 +76,12 @@ KEYS: Final[Mapping[str, frozenset[str]]] = {
     "spec.template.spec.taints[]": TAINT_KEYS,
     "spec.template.spec.startupTaints[]": TAINT_KEYS,
     "spec.template.spec.nodeClassRef": NODECLASS_REF_KEYS,
-    "spec.disruption": frozenset({"consolidationPolicy", "consolidateAfter", "budgets"}),
+    "spec.disruption": frozenset({"consolidationPolicy", "consolidateAfter", "budgets", "repair"}),
     "spec.disruption.budgets[]": frozenset({"nodes", "schedule", "duration", "reasons"}),
-    "status": frozenset({"resources", "conditions", "nodeClassObservedGeneration"}),
+    "spec.warmPool": warmpool.SPEC_KEYS,
+    "status": frozenset({"resources", "conditions", "nodeClassObservedGeneration", "warmPool"}),
     "status.conditions[]": CONDITION_KEYS,
+    "status.warmPool": warmpool.STATUS_KEYS,
 }
 ENUMS: Final[Mapping[str, tuple[str, ...]]] = {
     "spec.template.spec.requirements[].operator": OPERATORS,
@@ -80,8 +89,10 @@ ENUMS: Final[Mapping[str, tuple[str, ...]]] = {
     "spec.template.spec.startupTaints[].effect": TAINT_EFFECTS,
     **{f"spec.template.spec.nodeClassRef.{k}": v for k, v in NODECLASS_REF_ENUMS.items()},
     "spec.disruption.consolidationPolicy": CONSOLIDATION_POLICIES,
+    "spec.disruption.repair": REPAIR_SETTINGS,
     "spec.disruption.budgets[].reasons[]": DISRUPTION_REASONS,
     "status.conditions[].status": CONDITION_STATUSES,
+    **warmpool.ENUMS,
 }
 DEFAULTS: Final[Mapping[str, object]] = {
     "spec.template.spec.expireAfter": DEFAULT_EXPIRE_AFTER,
@@ -90,6 +101,7 @@ DEFAULTS: Final[Mapping[str, object]] = {
     "spec.disruption.consolidateAfter": "0s",
     "spec.disruption.budgets": [{"nodes": DEFAULT_BUDGET_NODES}],
     "spec.disruption.budgets[].nodes": DEFAULT_BUDGET_NODES,
+    **warmpool.DEFAULTS,
 }
 PATTERNS: Final[Mapping[str, str]] = {
     "spec.template.spec.expireAfter": API_DURATION_OR_NEVER_PATTERN,
@@ -150,13 +162,17 @@ class Disruption:
     consolidation_policy: str = WHEN_EMPTY_OR_UNDERUTILIZED
     consolidate_after: timedelta | None = timedelta(0)  # None: Never
     budgets: tuple[Budget, ...] = (Budget(),)
+    repair: str | None = None  # REPAIR_ENABLED, REPAIR_DISABLED, or None: the launcher's default
 
     def to_api(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "consolidationPolicy": self.consolidation_policy,
             "consolidateAfter": format_duration(self.consolidate_after),
             "budgets": [b.to_api() for b in self.budgets],
         }
+        if self.repair is not None:
+            out["repair"] = self.repair
+        return out
 
 
 @dataclass(frozen=True)
@@ -164,6 +180,7 @@ class NodePoolStatus:
     resources: Resources = EMPTY
     conditions: tuple[Condition, ...] = ()
     node_class_observed_generation: int | None = None
+    warm_pool: WarmPoolStatus | None = None
 
     def to_api(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -173,6 +190,8 @@ class NodePoolStatus:
             out["conditions"] = [c.to_api() for c in self.conditions]
         if self.node_class_observed_generation is not None:
             out["nodeClassObservedGeneration"] = self.node_class_observed_generation
+        if self.warm_pool is not None:
+            out["warmPool"] = self.warm_pool.to_api()
         return out
 
 
@@ -195,6 +214,7 @@ class NodePool:
     disruption: Disruption = Disruption()
     limits: Resources = EMPTY
     weight: int | None = None
+    warm_pool: WarmPoolSpec | None = None  # None: no warm pool (see shared.api.warmpool)
     status: NodePoolStatus = NodePoolStatus()
 
     @property
@@ -273,6 +293,7 @@ class NodePool:
             disruption=_disruption(check.mapping(spec, "disruption", "spec"), check),
             limits=check.resources(spec, "limits", "spec"),
             weight=check.integer(spec, "weight", "spec", minimum=0, maximum=100),
+            warm_pool=parse_warm_pool(check.mapping(spec, "warmPool", "spec"), check),
             status=_status(check.mapping(obj, "status", ""), check),
         )
         check.done(NODEPOOL_KIND)
@@ -303,6 +324,8 @@ class NodePool:
             spec["limits"] = self.limits.to_api()
         if self.weight is not None:
             spec["weight"] = self.weight
+        if self.warm_pool is not None:
+            spec["warmPool"] = self.warm_pool.to_api()
         out: dict[str, Any] = {
             "apiVersion": GROUP_VERSION,
             "kind": NODEPOOL_KIND,
@@ -348,6 +371,7 @@ def _disruption(raw: Mapping[str, Any], check: Checker) -> Disruption:
         consolidation_policy=policy or WHEN_EMPTY_OR_UNDERUTILIZED,
         consolidate_after=_duration(raw, "consolidateAfter", check, path, "0s"),
         budgets=tuple(budgets) if raw_budgets is not None else (Budget(),),
+        repair=check.string(raw, "repair", path, enum=REPAIR_SETTINGS),
     )
 
 
@@ -392,4 +416,5 @@ def _status(raw: Mapping[str, Any], check: Checker) -> NodePoolStatus:
         resources=check.resources(raw, "resources", "status"),
         conditions=parse_conditions(raw, check, "status"),
         node_class_observed_generation=check.integer(raw, "nodeClassObservedGeneration", "status", minimum=0),
+        warm_pool=parse_warm_pool_status(check.mapping(raw, "warmPool", "status"), check),
     )

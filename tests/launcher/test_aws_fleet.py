@@ -260,3 +260,18 @@ async def test_partial_errors_with_an_instance_still_launch(
     monkeypatch.setattr(Fleets, "create_fleet", with_errors)
     instance = await provider.create(request())
     assert instance.id.startswith("i-")
+
+
+async def test_overrides_skip_unavailable_offerings(provider: AWSCloudProvider) -> None:
+    template = provider.templates.get("default", "default", "amd64")
+    assert template is not None
+    gone = frozenset({("m5.large", "us-east-1a", "spot"), ("c5.xlarge", "us-east-1b", "on-demand")})
+    spot = overrides(request(capacity_types=("spot",), unavailable=gone), template.nodeclass)
+    pairs = [(o["InstanceType"], o["AvailabilityZone"]) for o in spot]
+    assert ("m5.large", "us-east-1a") not in pairs
+    assert ("m5.large", "us-east-1b") in pairs
+    assert ("c5.xlarge", "us-east-1b") in pairs  # on-demand's shortage is no reason to skip spot
+    on_demand = overrides(request(unavailable=gone), template.nodeclass)
+    pairs = [(o["InstanceType"], o["AvailabilityZone"]) for o in on_demand]
+    assert ("c5.xlarge", "us-east-1b") not in pairs
+    assert ("m5.large", "us-east-1a") in pairs

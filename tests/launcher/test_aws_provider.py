@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -89,3 +90,39 @@ async def test_instance_types_offer_only_zones_with_subnets(
     zones = {o.zone for t in types for o in t.offerings}
     assert zones == set(ec2_network.subnets)
     assert await provider.instance_types() is types  # cached until the catalogue or the zones change
+
+
+class _Refused:
+    """The HTTP side of a refused call, as a botocore ``before-call`` hook may answer it."""
+
+    status_code = 400
+    headers: dict[str, str] = {}
+
+
+async def test_warm_instances_stop_hibernate_and_start(provider: AWSCloudProvider) -> None:
+    """StopInstances (Hibernate when asked; plain when EC2 refuses to hibernate), StartInstances."""
+    first = await provider.create(_request("warm-a"))
+    second = await provider.create(_request("warm-b"))
+    hibernate_flags: list[object] = []
+
+    def refuse_hibernation(params: dict[str, Any], **_: object) -> object:
+        body = params["body"]  # the EC2 query: Action, InstanceId.1, Hibernate, ...
+        hibernate_flags.append(body.get("Hibernate"))
+        if body.get("Hibernate") == "true" and body.get("InstanceId.1") == second.id:
+            error = {"Code": "UnsupportedHibernationConfiguration", "Message": "not launched for it"}
+            return _Refused(), {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 400}}
+        return None
+
+    provider.clients.ec2.meta.events.register("before-call.ec2.StopInstances", refuse_hibernation)
+    assert await provider.stop(first.id, hibernate=True) == "Hibernated"
+    assert await provider.stop(second.id, hibernate=True) == "Stopped"
+    assert hibernate_flags == ["true", "true", None]
+    for instance_id in (first.id, second.id):
+        stopped = await provider.get(instance_id)
+        assert stopped is not None
+        assert stopped.state == "stopped"
+    assert {i.id for i in await provider.list()} == {first.id, second.id}  # stopped ones are listed
+    await provider.start(first.id)
+    started = await provider.get(first.id)
+    assert started is not None
+    assert started.state in {"pending", "running"}

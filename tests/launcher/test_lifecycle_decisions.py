@@ -205,3 +205,21 @@ def test_launch_request_uses_one_architecture() -> None:
     assert isinstance(request, LaunchRequest)
     assert request.instance_types == ("m6g.large",)
     assert request.architecture == "arm64"
+
+
+def test_launch_request_names_the_unavailable_offerings_of_usable_types() -> None:
+    # An interrupted or exhausted offering (type, zone, capacity type) is not asked for again,
+    # though its type is still usable in other zones and its zone with other types.
+    catalogue = {"m5.large": _type("m5.large", 0.096), "c5.large": _type("c5.large", 0.085)}
+    unavailable = UnavailableOfferings(clock=lambda: 0.0)
+    before = launch_request(claim(), catalogue, unavailable, {})
+    assert isinstance(before, LaunchRequest)
+    assert before.unavailable == frozenset()
+    unavailable.mark("m5.large", "us-east-1a", "on-demand")
+    unavailable.mark("m5.large", "us-east-1a", "spot")  # the claim forbids spot: not its concern
+    after = launch_request(claim(), catalogue, unavailable, {})
+    assert isinstance(after, LaunchRequest)
+    assert after.instance_types == before.instance_types
+    assert after.zones == before.zones
+    assert after.unavailable == frozenset({("m5.large", "us-east-1a", "on-demand")})
+    assert after.client_token != before.client_token  # other overrides: another call

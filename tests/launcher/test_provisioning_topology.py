@@ -8,6 +8,7 @@ from typing import Any, cast
 
 from launcher.planner.inputs import ClusterNode, RunningPod
 from launcher.planner.offerings import UnavailableOfferings
+from launcher.podindex import PodIndex
 from launcher.provisioning.inputs import build_plan, topology_view
 from launcher.state import LauncherState
 from shared import labels
@@ -98,6 +99,7 @@ class _State:
     def __init__(self, nodes: dict[str, Any], pods_by_node: dict[str, list[Any]]) -> None:
         self._nodes = nodes
         self._pods = pods_by_node
+        self.pod_index = PodIndex.of([p for here in pods_by_node.values() for p in here])
         pool = {
             "apiVersion": "jitnode.io/v1",
             "kind": "NodePool",

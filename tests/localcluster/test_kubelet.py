@@ -513,3 +513,37 @@ async def test_retiring_a_node_already_deleted_is_clean(
 
         await eventually(no_pods, timeout=3)
         assert kubelets.errors == 0
+
+
+async def test_an_instance_started_from_stopped_boots_in_its_own_delay(
+    kube: k8s.ApiClient, ec2: MotoEC2, ec2_client: Any, ec2_network: ClusterNetwork
+) -> None:
+    """The warm-pool cycle: joined once, Node removed, stopped; started again, the kubelet
+    registers after ``boot_from_stopped_delay`` (not the cold ``boot_delay``)."""
+    config = KubeletConfig(
+        boot_delay=0,
+        boot_from_stopped_delay=1.0,
+        container_start_delay=0,
+        heartbeat_interval=0.2,
+        poll_interval=0.05,
+        node_removal_delay=0,
+    )
+    async with Kubelets(
+        kube, cluster=ec2_network.cluster, ec2_client_kwargs=ec2.client_kwargs(), config=config
+    ) as kubelets:
+        instance_id = await launch_fleet(ec2_client, ec2_network, "")
+        name = (await joined_node(kubelets, kube, instance_id))["metadata"]["name"]
+        await k8s.CoreV1Api(kube).delete_node(name)  # as the warm pool does before stopping
+        await ec2_client.stop_instances(InstanceIds=[instance_id])
+
+        async def forgotten() -> bool:
+            return kubelets.state(instance_id) in (None, MemberState.REMOVED)
+
+        await eventually(forgotten, timeout=3)
+        await ec2_client.start_instances(InstanceIds=[instance_id])
+        started = asyncio.get_running_loop().time()
+        await asyncio.sleep(0.5)
+        assert await read_node(kube, name) is None, "registered before its boot-from-stopped delay"
+        node = await joined_node(kubelets, kube, instance_id)
+        assert asyncio.get_running_loop().time() - started >= 1.0
+        assert node["metadata"]["name"] == name

@@ -29,7 +29,7 @@ CLOUDFORMATION = REPO / "manifests" / "aws" / "cloudformation.yaml"
 NOT_IN_THE_LAUNCHER = {"testing.py", "refresh_pricing_table.py"}
 CLUSTER_TAG = "jitnode.io/cluster"
 # IAM action prefixes differ from botocore service names for none of ours; keep it explicit.
-IAM_PREFIX = {"ec2": "ec2", "ssm": "ssm", "iam": "iam", "pricing": "pricing"}
+IAM_PREFIX = {"ec2": "ec2", "ssm": "ssm", "iam": "iam", "pricing": "pricing", "sqs": "sqs"}
 
 IMPLIED: dict[str, str] = {
     "ec2:RunInstances": "CreateFleet authorizes each launch as RunInstances on the template's resources",
@@ -191,3 +191,46 @@ def test_cloudformation_matches_the_json_policy_and_defines_the_node_role() -> N
     assert role["Properties"]["RoleName"] == {"Fn::Sub": "JitnodeNodeRole-${ClusterName}"}
     assert resources["JitnodeNodeInstanceProfile"]["Properties"]["Roles"] == [{"Ref": "JitnodeNodeRole"}]
     assert "ClusterName" in template["Parameters"]
+
+
+def test_interruption_queue_rules_and_permissions() -> None:
+    """The queue, a rule per event kind the launcher reads (docs/interruption.md) targeting it, a
+    queue policy letting EventBridge send, and the launcher's SQS rights scoped to that queue."""
+    called = called_actions()
+    for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueUrl"):
+        assert action in called, action
+    policy = json.loads(POLICY.read_text())
+    for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueUrl"):
+        for statement in statements_for(policy, action):
+            assert _resources(statement) == [
+                "arn:${AWS_PARTITION}:sqs:${AWS_REGION}:${AWS_ACCOUNT_ID}:jitnode-${CLUSTER_NAME}"
+            ]
+    resources = yaml.safe_load(CLOUDFORMATION.read_text())["Resources"]
+    queue = resources["JitnodeInterruptionQueue"]
+    assert queue["Type"] == "AWS::SQS::Queue"
+    assert queue["Properties"]["QueueName"] == {"Fn::Sub": "jitnode-${ClusterName}"}
+    queue_arn = {"Fn::GetAtt": ["JitnodeInterruptionQueue", "Arn"]}
+    queue_policy = resources["JitnodeInterruptionQueuePolicy"]["Properties"]
+    assert queue_policy["Queues"] == [{"Ref": "JitnodeInterruptionQueue"}]
+    (send,) = [s for s in queue_policy["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"]
+    assert send["Action"] == "sqs:SendMessage"
+    assert "events.amazonaws.com" in send["Principal"]["Service"]
+    assert send["Resource"] == queue_arn
+    rules = {
+        tuple(r["Properties"]["EventPattern"]["detail-type"]): r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::Events::Rule"
+    }
+    assert set(rules) == {
+        ("EC2 Spot Instance Interruption Warning",),
+        ("EC2 Instance Rebalance Recommendation",),
+        ("AWS Health Event",),
+        ("EC2 Instance State-change Notification",),
+    }
+    for rule in rules.values():
+        assert [t["Arn"] for t in rule["Targets"]] == [queue_arn]
+    states = rules[("EC2 Instance State-change Notification",)]["EventPattern"]["detail"]["state"]
+    assert set(states) == {"stopping", "stopped", "shutting-down", "terminated"}
+    health = rules[("AWS Health Event",)]["EventPattern"]
+    assert health["source"] == ["aws.health"]
+    assert health["detail"] == {"service": ["EC2"], "eventTypeCategory": ["scheduledChange"]}

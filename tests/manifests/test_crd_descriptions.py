@@ -51,6 +51,7 @@ def undescribed(schema: Mapping[str, Any]) -> list[str]:
 
 def test_crds_found() -> None:
     assert FILES == [
+        "autoscaling.x-k8s.io_capacitybuffers.yaml",
         "jitnode.io_ec2nodeclasses.yaml",
         "jitnode.io_nodeclaims.yaml",
         "jitnode.io_nodepools.yaml",

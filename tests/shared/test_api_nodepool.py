@@ -74,6 +74,7 @@ FULL: dict[str, Any] = {
         },
         "limits": {"cpu": "1000", "memory": "4000Gi", "nvidia.com/gpu": "16"},
         "weight": 50,
+        "warmPool": {"size": 1, "maxSize": 3, "state": "Hibernated", "reuseOnScaleIn": True},
     },
     "status": {
         "resources": {"cpu": "96", "nodes": "3"},
@@ -86,6 +87,13 @@ FULL: dict[str, Any] = {
             }
         ],
         "nodeClassObservedGeneration": 2,
+        "warmPool": {
+            "warm": 1,
+            "filling": 0,
+            "desired": 1,
+            "hourlyCost": "0.0022",
+            "hourlyCostRunning": "0.192",
+        },
     },
 }
 

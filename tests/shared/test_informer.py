@@ -246,3 +246,64 @@ async def test_custom_objects_through_a_partial(fake: tuple[FakeNodes, CoreV1Api
     assert all(kwargs["label_selector"] == "x=y" for kwargs in seen)
     assert all(kwargs["_preload_content"] is False for kwargs in seen)
     await informer.stop()
+
+
+async def test_transform_cuts_every_listed_and_watched_object(fake: tuple[FakeNodes, CoreV1Api]) -> None:
+    nodes, api = fake
+    for i in range(5):
+        await nodes.mutate("ADDED", f"n{i}", {"big": "x" * 100, "keep": str(i)})
+    seen: list[str] = []
+
+    def slim(obj: Obj) -> Obj:
+        seen.append(obj["metadata"]["name"])
+        meta = obj["metadata"]
+        kept = {"keep": meta["labels"]["keep"]} if "keep" in (meta.get("labels") or {}) else {}
+        return {
+            "metadata": {"name": meta["name"], "resourceVersion": meta["resourceVersion"], "labels": kept}
+        }
+
+    rec = Recorder()
+    informer = Informer(api.list_node, rec, name="nodes", page_size=2, backoff=quick(), transform=slim)
+    informer.start()
+    async with asyncio.timeout(5):
+        await informer.wait_synced()
+    assert sorted(seen) == [f"n{i}" for i in range(5)]  # each listed object once, over three pages
+    await nodes.mutate("MODIFIED", "n1", {"big": "y" * 100, "keep": "changed"})
+    await nodes.mutate("DELETED", "n2")
+    await eventually(lambda: rec.view.get("n1", {}).get("metadata", {}).get("labels") == {"keep": "changed"})
+    await eventually(lambda: "n2" not in rec.view)
+    assert seen[5:] == ["n1", "n2"]  # the watch's objects too, deletions included
+    for obj in [*informer.store().values(), *rec.view.values()]:
+        assert "big" not in obj["metadata"]["labels"]
+    await informer.stop()
+
+
+async def test_a_relist_keeps_unchanged_objects_and_transforms_only_changed_ones(
+    fake: tuple[FakeNodes, CoreV1Api],
+) -> None:
+    nodes, api = fake
+    for name in ("keep", "change"):
+        await nodes.mutate("ADDED", name)
+    transformed: list[str] = []
+
+    def mark(obj: Obj) -> Obj:
+        transformed.append(obj["metadata"]["name"])
+        return {**obj, "slim": True}
+
+    informer = Informer(api.list_node, Recorder(), name="nodes", backoff=quick(), transform=mark)
+    informer.start()
+    async with asyncio.timeout(5):
+        await informer.wait_synced()
+    await informer.stop()
+    held = informer.store()["keep"]
+    await nodes.mutate("MODIFIED", "change", {"v": "2"})
+    nodes.compacted_below = nodes.rv
+    transformed.clear()
+    informer.start()
+    await eventually(
+        lambda: nodes.lists == 2 and informer.store()["change"]["metadata"]["labels"] == {"v": "2"}
+    )
+    assert transformed == ["change"]
+    assert informer.store()["keep"] is held
+    assert informer.store()["change"]["slim"] is True
+    await informer.stop()
