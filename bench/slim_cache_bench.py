@@ -11,6 +11,9 @@ index, with no pending pod constrained; and a disruption round's read of every n
 first one and the next with nothing changed. List times include making the pods' JSON.
 
     python bench/slim_cache_bench.py [--pods 20000] [--variants extender-slim,launcher-slim]
+
+Lists freeze each page out of the garbage collector's reach as the services do
+(``shared.informer.freeze_listed_pages``); ``JITNODE_BENCH_NO_FREEZE=1`` measures without it.
 """
 
 from __future__ import annotations
@@ -304,8 +307,10 @@ def child(variant: str, pods: int, node_count: int) -> None:
     from extender.cache import ClusterCache, PodEvents
     from extender.demand import DemandTracker
     from launcher.podindex import PodIndex
-    from shared.informer import Fanout
+    from shared.informer import Fanout, freeze_listed_pages
 
+    if os.environ.get("JITNODE_BENCH_NO_FREEZE") != "1":  # the services' entry points freeze pages
+        freeze_listed_pages()
     slim = variant.endswith("slim")
     if variant.startswith("extender"):
         handler = Fanout(PodEvents(ClusterCache()), DemandTracker())

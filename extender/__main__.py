@@ -11,6 +11,7 @@ from extender.service import ExtenderService
 from shared import crashpoints
 from shared.config import config_from_args
 from shared.errors import ValidationError
+from shared.informer import freeze_listed_pages
 from shared.kubeclient import api_client
 from shared.logs import configure_logging
 
@@ -33,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 2
     runtime.tune_collector()
+    freeze_listed_pages()
     runtime.run(_main(config))
     return 0
 

@@ -12,6 +12,7 @@ from launcher.service import LauncherService
 from shared import crashpoints
 from shared.config import config_from_args
 from shared.errors import ValidationError
+from shared.informer import freeze_listed_pages
 from shared.kubeclient import api_client
 from shared.logs import configure_logging, get_logger
 from shared.process import until_terminated
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     except crashpoints.CrashPointError as exc:
         print(exc, file=sys.stderr)
         return 2
+    freeze_listed_pages()
     asyncio.run(run(config))
     return 0
 

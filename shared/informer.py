@@ -13,11 +13,19 @@ down as it is decoded, before the store or a handler sees it: a listed page's ob
 transformed one by one and each whole object is let go as soon as its slim form exists, so the
 informer never holds more than one page of whole objects; on a relist, objects whose
 resourceVersion the store already holds are not transformed again (the held one is kept).
+
+A service's entry point calls :func:`freeze_listed_pages`: each listed page is then moved out of
+the cyclic garbage collector's reach (``gc.freeze``) once it is stored. Without it, the
+collections that decoding sets off walk the growing cache again and again: at 150,000 pods they
+took half of the first sync. Cached objects are plain acyclic JSON, freed by reference counting
+when replaced, so freezing them costs nothing later; it is process-wide, hence opt-in, never on
+in a library user's or the test suite's process.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
@@ -33,6 +41,13 @@ ListFunc = Callable[..., Awaitable[Any]]
 Transform = Callable[[Obj], Obj]
 
 _log = get_logger(__name__)
+_freeze_pages = False
+
+
+def freeze_listed_pages(enabled: bool = True) -> None:
+    """Freeze the heap after every listed page of every informer of this process (module doc)."""
+    global _freeze_pages
+    _freeze_pages = enabled
 
 
 class EventHandler(Protocol):
@@ -190,6 +205,9 @@ class Informer:
                 response.release()
             items.extend(self._slimmed(page.get("items") or []))
             meta = page.get("metadata") or {}
+            del page
+            if _freeze_pages:
+                gc.freeze()
             continue_token = meta.get("continue") or ""
             if not continue_token:
                 self._rv = str(meta.get("resourceVersion") or "")

@@ -445,15 +445,23 @@ class Kubelets:
         current = await self._read_node(name)
         if current is None:
             return
+        await self._taint_and_mark_unknown(name, current)
+        member.marked_unknown = True
+        _log.info("kubelet.node_status_unknown", node=name)
+
+    async def _taint_and_mark_unknown(self, name: str, current: Obj) -> None:
+        """Taint the Node unreachable, then set Ready=Unknown.
+
+        Taints go first so that no reader ever sees an Unknown node without them (the order
+        kube-controller-manager's two loops give no guarantee of, but the tests rely on one).
+        """
+        taints = unreachable_taints((current.get("spec") or {}).get("taints"), self._clock())
+        await self._core.patch_node(name, {"spec": {"taints": taints}}, _content_type=MERGE_PATCH)
         await self._core.patch_node_status(
             name,
             unknown_status(self._clock(), (current.get("status") or {}).get("conditions")),
             _content_type=MERGE_PATCH,
         )
-        taints = unreachable_taints((current.get("spec") or {}).get("taints"), self._clock())
-        await self._core.patch_node(name, {"spec": {"taints": taints}}, _content_type=MERGE_PATCH)
-        member.marked_unknown = True
-        _log.info("kubelet.node_status_unknown", node=name)
 
     async def _retire(self, member: _Member, now: float) -> None:
         """Mark the node NotReady (once), then delete its pods and the Node when the delay is up."""
@@ -469,13 +477,7 @@ class Kubelets:
                     await self._delete_pods_on(name)
                     self._forget(member, name, "kubelet.node_already_deleted")
                     return
-                await self._core.patch_node_status(
-                    name,
-                    unknown_status(self._clock(), (current.get("status") or {}).get("conditions")),
-                    _content_type=MERGE_PATCH,
-                )
-                taints = unreachable_taints((current.get("spec") or {}).get("taints"), self._clock())
-                await self._core.patch_node(name, {"spec": {"taints": taints}}, _content_type=MERGE_PATCH)
+                await self._taint_and_mark_unknown(name, current)
                 _log.info("kubelet.node_not_ready", node=name)
             except ApiException as exc:
                 if exc.status != 404:

@@ -5,8 +5,8 @@ for it. Scaling inflate to three then runs every pod on nodes that were already 
 NodeClaim is ever planned for an inflate pod (the fourth chunk's room also keeps the extender's
 prediction headroom, so it predicts nothing). Afterwards the chunks the pods took are launched
 again: the buffer is refilled, with no node disrupted under it. Scaled back to zero, inflate
-leaves room for twice the buffer, and the seed's pool (empty nodes go after 30 s) removes the
-spare node: the buffer pins no more than its own room.
+leaves room for twice the buffer, and the pool (its consolidateAfter cut from the seed's 30 s to
+5 s, to keep the test short) removes the spare node: the buffer pins no more than its own room.
 """
 
 from __future__ import annotations
@@ -17,9 +17,12 @@ import pytest
 from kubernetes_asyncio import client
 
 from launcher.buffers.decisions import is_buffer_uid
+from launcher.kube import MERGE_PATCH
+from localcluster.demo.seed import load_seed
 from localcluster.stack import JitnodeStack
 from shared import pods
 from shared.api.capacitybuffer import BUFFER_GROUP, BUFFER_PLURAL, BUFFER_VERSION
+from shared.api.group import API_GROUP, API_VERSION, NODEPOOL_PLURAL
 from shared.resources import Resources
 from tests.e2e.test_provisioning import inflate
 
@@ -166,12 +169,21 @@ async def test_a_capacity_buffer_is_refilled_after_pods_take_its_room(stack: Jit
 
 
 async def test_a_capacity_buffer_keeps_no_more_than_its_own_room_when_pods_leave(stack: JitnodeStack) -> None:
-    """Scaled back to zero, inflate leaves room for twice the buffer: the spare node goes (the
-    seed's pool removes empty nodes after 30 s), and the buffer is still held by what stays."""
+    """Scaled back to zero, inflate leaves room for twice the buffer: the spare node goes (empty
+    nodes go after the pool's consolidateAfter), and the buffer is still held by what stays."""
     assert stack.api is not None
     _, before = await _scale_into_the_buffer(stack)
     await _wait_refilled(stack, before)
     full = await _claims(stack)
+    pool = load_seed(stack.cluster.network.cluster).nodepool["metadata"]["name"]
+    await client.CustomObjectsApi(stack.api).patch_cluster_custom_object(
+        API_GROUP,
+        API_VERSION,
+        NODEPOOL_PLURAL,
+        pool,
+        {"spec": {"disruption": {"consolidateAfter": "5s"}}},
+        _content_type=MERGE_PATCH,
+    )  # type: ignore[call-arg]  # the bundled stubs omit _content_type; the client accepts it
     apps: Any = client.AppsV1Api(stack.api)
     await apps.patch_namespaced_deployment_scale("inflate", "default", {"spec": {"replicas": 0}})
 

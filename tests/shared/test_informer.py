@@ -7,6 +7,7 @@ bookmarks and 410 ERROR events), which is all the informer relies on.
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,7 +17,7 @@ from aiohttp import web
 from kubernetes_asyncio.client import ApiClient, Configuration, CoreV1Api
 
 from shared.backoff import Backoff
-from shared.informer import Informer, Obj
+from shared.informer import Informer, Obj, freeze_listed_pages
 from tests.extender.helpers import eventually
 
 
@@ -307,3 +308,31 @@ async def test_a_relist_keeps_unchanged_objects_and_transforms_only_changed_ones
     assert informer.store()["keep"] is held
     assert informer.store()["change"]["slim"] is True
     await informer.stop()
+
+
+async def test_listed_pages_are_frozen_out_of_the_collector_only_when_switched_on(
+    fake: tuple[FakeNodes, CoreV1Api],
+) -> None:
+    """Each listed page's objects leave the cyclic GC's generations as soon as they are stored."""
+    nodes, api = fake
+    for i in range(7):
+        await nodes.mutate("ADDED", f"n{i}")
+
+    async def listed_objects_frozen() -> list[bool]:
+        informer = Informer(api.list_node, Recorder(), name="nodes", page_size=3, backoff=quick())
+        informer.start()
+        async with asyncio.timeout(5):
+            await informer.wait_synced()
+        held = list(informer.store().values())
+        await informer.stop()
+        # gc.get_objects() lists the collector's generations; frozen objects are not in them.
+        tracked = {id(o) for o in gc.get_objects()}
+        return [id(obj) not in tracked for obj in held]
+
+    try:
+        assert not any(await listed_objects_frozen())
+        freeze_listed_pages()
+        assert all(await listed_objects_frozen())
+    finally:
+        freeze_listed_pages(False)
+        gc.unfreeze()
