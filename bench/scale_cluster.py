@@ -170,8 +170,12 @@ class StoreFiller:
         churner = self.churner
         assert churner is not None, "fill first"
 
+        # Made before the clock starts: building realistic pods would otherwise cap the rate
+        # offered (this process is also the API server serving the watches).
+        planned = iter([churner.next_write() for _ in range(int(rate * seconds) + 1)])
+
         async def write() -> int:
-            kind, pod = churner.next_write()
+            kind, pod = next(planned)
             if kind == "delete":
                 return int(self.store.remove(POD_KEY, pod)["metadata"]["resourceVersion"])
             meta = pod["metadata"]

@@ -6,6 +6,11 @@ scheduler's: requests as ``resourcehelper.PodRequests`` (sidecars, init containe
 pod-level resources, in-place resizes), node affinity as ``nodeaffinity.GetRequiredNodeAffinity``
 (``nodeSelector`` ANDed with ORed ``nodeSelectorTerms``). Bad input raises
 :class:`~shared.errors.ValidationError` naming each field path; nothing here does I/O.
+
+:func:`scheduling_needs` and :func:`effective_requests` are memoised on what they read (a few
+spec fields, each container's name, resources and restart policy, the status's resize fields):
+every replica of a template has the same needs, and the launcher reads them for each of up to
+150,000 pods when it starts (about 60 µs a pod parsed, a few µs looked up).
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
+
+import orjson
 
 from shared.errors import FieldError, ValidationError
 from shared.requirements import Requirement, Requirements, parse_requirement_list
@@ -27,6 +34,10 @@ TERMINAL_PHASES: Final = frozenset({"Succeeded", "Failed"})
 
 _Pod = Mapping[str, Any]
 T = TypeVar("T")
+# Needs and requests by the JSON of what they are read from; cleared when full, never larger.
+_MEMO_MAX: Final = 4096
+_needs_memo: dict[bytes, SchedulingNeeds] = {}
+_requests_memo: dict[bytes, Resources] = {}
 
 
 @dataclass(frozen=True)
@@ -45,6 +56,60 @@ class SchedulingNeeds:
 
 def scheduling_needs(pod: _Pod) -> SchedulingNeeds:
     """Requests, node requirements, tolerations and priority; every bad field reported at once."""
+    return _memoised(_needs_memo, pod, _scheduling_needs)
+
+
+def _memoised(memo: dict[bytes, T], pod: _Pod, compute: Callable[[_Pod], T]) -> T:
+    """``compute(pod)``, looked up in ``memo`` by the JSON of what it reads (see the module doc)."""
+    key = _memo_key(pod)
+    if key is None:
+        return compute(pod)
+    value = memo.get(key)
+    if value is None:
+        value = compute(pod)  # a bad pod raises: failures are never memoised
+        if len(memo) >= _MEMO_MAX:
+            memo.clear()
+        memo[key] = value
+    return value
+
+
+def _memo_key(pod: _Pod) -> bytes | None:
+    """Every input of :func:`_scheduling_needs` as JSON; None when it cannot be encoded."""
+    spec = pod.get("spec")
+    if not isinstance(spec, Mapping):
+        return None
+    status = pod.get("status")
+    status = status if isinstance(status, Mapping) else {}
+    resizing = [c for c in _conditions(pod) if isinstance(c, Mapping) and c.get("type") == "PodResizePending"]
+    try:
+        return orjson.dumps(
+            (
+                [spec.get(name) for name in _SPEC_INPUTS],
+                _container_inputs(spec.get("containers")),
+                _container_inputs(spec.get("initContainers")),
+                status.get("containerStatuses"),
+                status.get("resize"),
+                resizing,
+            )
+        )
+    except TypeError:
+        return None
+
+
+# What the memoised functions read of a spec and of each of its containers.
+_SPEC_INPUTS: Final = ("resources", "overhead", "nodeSelector", "affinity", "tolerations", "priority")
+
+
+def _container_inputs(containers: object) -> object:
+    if not isinstance(containers, list):
+        return containers
+    return [
+        (c.get("name"), c.get("resources"), c.get("restartPolicy")) if isinstance(c, Mapping) else c
+        for c in containers
+    ]
+
+
+def _scheduling_needs(pod: _Pod) -> SchedulingNeeds:
     errors: list[FieldError] = []
     requests = _collect(errors, lambda: effective_requests(pod), Resources())
     requirements: tuple[Requirements, ...] = _collect(errors, lambda: node_selector_terms(pod), ())
@@ -59,7 +124,7 @@ def scheduling_needs(pod: _Pod) -> SchedulingNeeds:
 
 
 def effective_requests(pod: _Pod) -> Resources:
-    """The pod's request as kube-scheduler's fit plugin sees it, with ``pods: 1``.
+    """The pod's request as kube-scheduler's fit plugin sees it, with ``pods: 1`` (memoised).
 
     max(sum(containers) + sum(sidecars), max over init containers in order of (its requests
     plus the sidecars started before it)), pod-level requests replacing cpu/memory when set,
@@ -67,6 +132,10 @@ def effective_requests(pod: _Pod) -> Resources:
     defaulting does. A running container being resized in place counts with the larger of its
     spec and its status requests (only the status when the resize is infeasible).
     """
+    return _memoised(_requests_memo, pod, _effective_requests)
+
+
+def _effective_requests(pod: _Pod) -> Resources:
     spec = _mapping(pod, "spec", "")
     errors: list[FieldError] = []
     resized = _status_requests(pod, errors)
@@ -135,7 +204,11 @@ def _parse_resources(raw: object, path: str, errors: list[FieldError]) -> Resour
     if not isinstance(raw, Mapping):
         errors.append(FieldError(path, f"expected an object, got {type(raw).__name__}"))
         return Resources()
-    amounts: dict[str, int] = {}
+    try:
+        return Resources.parse(raw, path)  # memoised (see shared.resources)
+    except FieldError:
+        pass
+    amounts: dict[str, int] = {}  # name every bad entry, not only the first
     for name, value in raw.items():
         try:
             amounts.update(Resources.parse({name: value}, path))

@@ -4,6 +4,10 @@ A :class:`Resources` maps a resource name to an integer in its canonical unit: m
 ``cpu``, whole units for everything else (bytes for ``memory`` and ``ephemeral-storage``, a count
 for ``pods`` and extended resources such as ``nvidia.com/gpu``). Integers make fit checks exact
 and cheap on the scheduler's hot path; zero entries are dropped so equal lists compare equal.
+
+Parsing is memoised on the list's strings: a cluster's pods repeat a few dozen request lists
+(every replica of a template has the same), and parsing a quantity exactly (a ``Fraction``) costs
+tens of microseconds, which the launcher paid for every pod event at 150,000 pods.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ GPU_NVIDIA: Final = "nvidia.com/gpu"
 
 # Resources whose canonical unit is a thousandth (Kubernetes reads them with MilliValue).
 _MILLI_RESOURCES: Final = frozenset({CPU})
+# Parsed lists by their (name, string) items; cleared when full, so it never grows past this.
+_PARSED_MAX: Final = 4096
+_parsed: dict[tuple[tuple[str, Scalar], ...], Resources] = {}
 
 
 class Resources(Mapping[str, int]):
@@ -30,9 +37,13 @@ class Resources(Mapping[str, int]):
     __slots__ = ("_amounts", "_hash")
 
     def __init__(self, amounts: Mapping[str, int] | None = None, /, **named: int) -> None:
-        merged = dict(amounts or {})
-        merged.update(named)
-        self._amounts: dict[str, int] = {k: int(v) for k, v in merged.items() if v}
+        if type(amounts) is Resources and not named:
+            self._amounts: dict[str, int] = amounts._amounts  # immutable: shared, not copied
+        else:
+            # A Resources' own dict, not the Mapping protocol, is copied (that is 10x faster).
+            merged = dict(amounts._amounts if isinstance(amounts, Resources) else amounts or {})
+            merged.update(named)
+            self._amounts = {k: int(v) for k, v in merged.items() if v}
         self._hash: int | None = None
 
     @classmethod
@@ -45,6 +56,21 @@ class Resources(Mapping[str, int]):
             return EMPTY
         if not isinstance(raw, Mapping):
             raise FieldError(field, f"expected a mapping of resource name to quantity, got {raw!r}")
+        # Only all-string lists (as the API sends them) are memoised: a number's key could equal
+        # a bool's (``1 == True``), and a bool is not a quantity.
+        if all(type(value) is str for value in raw.values()):
+            key = tuple(raw.items())
+            cached = _parsed.get(key)
+            if cached is None:
+                cached = cls._parse(raw, field)
+                if len(_parsed) >= _PARSED_MAX:
+                    _parsed.clear()
+                _parsed[key] = cached
+            return cached
+        return cls._parse(raw, field)
+
+    @classmethod
+    def _parse(cls, raw: Mapping[str, Scalar], field: str) -> Resources:
         amounts: dict[str, int] = {}
         for name, value in raw.items():
             path = f"{field}.{name}"

@@ -84,6 +84,10 @@ class NodeRepairer:
         enabled = {
             name: repair_enabled(pool.disruption.repair, settings.enabled) for name, pool in pools.items()
         }
+        if not any(enabled.values()):  # off everywhere (the default): no node's health to read
+            self.recheck_at = None
+            self._blocked, self._repairs = {}, {}
+            return ()
         marks = {n.name: n.mark for n in snapshot.nodes}  # with marks written but not yet seen
         health = []
         for name, node in nodes.items():
@@ -93,7 +97,7 @@ class NodeRepairer:
                     node,
                     nodeclaim=claim.name if claim is not None else None,
                     nodepool=claim.nodepool if claim is not None else None,
-                    mark=marks.get(name) or node_mark(node, now),
+                    mark=marks[name] if name in marks else node_mark(node, now),
                     deleting=claim is not None and claim.metadata.deletion_timestamp is not None,
                 )
             )

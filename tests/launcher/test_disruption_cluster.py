@@ -8,6 +8,7 @@ by a PodDisruptionBudget, pods left alone, NodeClaims deleted, Events recorded.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import time
 from collections.abc import AsyncIterator, Callable
@@ -20,7 +21,8 @@ import pytest
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from launcher.disruption.controller import DisruptionController, DisruptionSettings
+from launcher.disruption.controller import ROUND_PACING, DisruptionController, DisruptionSettings
+from launcher.disruption.decisions import Decisions
 from launcher.disruption.drain import Drainer, DrainSettings, DrainTarget
 from launcher.disruption.mark import EMPTY, EXPIRED, Mark, node_mark
 from launcher.disruption.replacement import REPLACES_ANNOTATION, ClaimReplacer
@@ -578,3 +580,29 @@ async def test_candidate_taint_comes_and_goes_and_new_pods_prefer_other_nodes(cl
     assert _taints(await cluster.raw_node("expiring")) == [("keep", "NoSchedule")]
     await ctl.stop()
     await narrow.stop()
+
+
+async def test_the_pause_after_a_round_grows_with_the_rounds_length(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slow round (as at 5,000 nodes) is followed by ROUND_PACING times its length of pause."""
+    disruption = controller(cluster)
+    starts: list[float] = []
+
+    async def slow_round() -> Decisions:
+        starts.append(time.monotonic())
+        busy_until = time.monotonic() + 0.1
+        while time.monotonic() < busy_until:  # CPU, like a round over many nodes
+            pass
+        return Decisions()
+
+    monkeypatch.setattr(disruption, "reconcile_once", slow_round)
+    task = asyncio.create_task(disruption.run())
+    try:
+        await eventually(lambda: len(starts) >= 3, what="three rounds")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    # Each gap is the round (0.1 s) plus at least ROUND_PACING times it, not the 0.01 s minimum.
+    assert min(gaps) >= 0.1 * (1 + ROUND_PACING) - 0.02, gaps

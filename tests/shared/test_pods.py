@@ -328,3 +328,23 @@ def test_captured_kube_scheduler_pod(kube_scheduler_fixtures: Path) -> None:
     }
     assert all(pods.node_matches(p, n) for n in body["Nodes"]["items"])
     assert pods.owner(p) is not None
+
+
+def test_needs_are_memoised_across_replicas_and_follow_every_input() -> None:
+    replica_a = pod(containers=[container("app", "300m")], nodeName="node-a")
+    replica_b = pod(containers=[container("app", "300m")], nodeName="node-b")
+    needs = pods.scheduling_needs(replica_a)
+    assert pods.scheduling_needs(replica_b) is needs  # nodeName is not an input
+    assert pods.effective_requests(replica_b) is pods.effective_requests(replica_a)
+
+    bigger = pod(containers=[container("app", "400m")], nodeName="node-a")
+    assert pods.scheduling_needs(bigger).requests.amount("cpu") == 400
+    resized = copy.deepcopy(replica_a)
+    resized["status"]["containerStatuses"] = [{"name": "app", "resources": {"requests": {"cpu": "500m"}}}]
+    assert pods.effective_requests(resized).amount("cpu") == 500  # the status is an input
+    assert pods.scheduling_needs(replica_a).requests.amount("cpu") == 300
+
+    bad = pod(containers=[container("app", "lots")])
+    for _ in range(2):  # a failure is not memoised: it is reported every time
+        with pytest.raises(ValidationError, match="lots"):
+            pods.scheduling_needs(bad)

@@ -94,3 +94,16 @@ def test_fits_in_iff_nothing_exceeds(a: Resources, b: Resources) -> None:
 @given(LISTS)
 def test_api_round_trip(a: Resources) -> None:
     assert Resources.parse(a.to_api()) == a
+
+
+def test_memoised_parse_shares_equal_lists_and_still_names_bad_fields() -> None:
+    first = Resources.parse({"cpu": "250m", "memory": "64Mi"}, "a")
+    assert Resources.parse({"cpu": "250m", "memory": "64Mi"}, "b") is first  # memoised
+    assert first == Resources(cpu=250, memory=64 * 2**20)
+    with pytest.raises(QuantityError, match=r"c\.cpu"):
+        Resources.parse({"cpu": "lots"}, "c")
+    with pytest.raises(QuantityError, match=r"d\.cpu"):
+        Resources.parse({"cpu": "lots"}, "d")  # a failure is never memoised
+    assert Resources.parse({"cpu": 1}) == Resources(cpu=1000)
+    with pytest.raises(QuantityError):
+        Resources.parse({"cpu": True})  # equal to 1 as a key, but not a quantity
