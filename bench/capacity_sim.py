@@ -2,27 +2,31 @@
 
 Replays the seed's burst (0 to 10 and 0 to 100 replicas), a diurnal day, spiky batch jobs and a
 rollout surge through jitnode (cold, with a CapacityBuffer, with a warm pool Stopped, Hibernated
-or Running), a Karpenter-like policy, a Cluster-Autoscaler-like policy and an EKS managed node
+or Running, with scale-down stabilisation, predictive headroom and hedged warm starts), a
+Karpenter-like policy, a Cluster-Autoscaler-like policy and an EKS managed node
 group's warm pool, with jitnode's real planner buying the nodes (see ``bench/capsim``). Prints one
 table (pending p50, p99 and max; $ per day of instance-hours plus EBS; idle vCPU-hours per day),
 issue 14's target on the diurnal trace, then sweeps of the boot times and of the warm pool's
-floor. Everything is deterministic for a seed; docs/time-to-capacity.md reads the figures.
+floor. ``--explain`` adds, for the diurnal trace, how many pods waited past the target and why
+(spike, ramp, noise), the least headroom the spikes need, and the best p99 found per cost.
+Everything is deterministic for a seed; docs/time-to-capacity.md reads the figures.
 
-    python bench/capacity_sim.py [--seed 14] [--traces burst-10,diurnal] [--no-sweep]
+    python bench/capacity_sim.py [--seed 14] [--traces burst-10,diurnal] [--no-sweep] [--explain[-wide]]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 from dataclasses import replace
 
-from capsim import policies
+from capsim import explain, policies
 from capsim.engine import Outcome, simulate
 from capsim.params import BootTimes, Settings, Spread
 from capsim.planning import Planner
+from capsim.report import COST_RATIO, P99_RATIO, verdict
 from capsim.report import table as format_table
-from capsim.report import verdict
 from capsim.traces import TRACES, Trace
 
 DEFAULT = BootTimes()
@@ -117,11 +121,128 @@ def buffer_sweep(trace: Trace, planner: Planner, settings: Settings) -> str:
     return "\n".join(rows)
 
 
+# The trade-off search: each idea alone and combined (stabilisation window, headroom, warm pool),
+# the cheapest configuration for each p99 kept. ``--explain-wide`` searches 750 (~10 min).
+Space = tuple[
+    tuple[float, ...],
+    tuple[tuple[str, policies.Buffer | None], ...],
+    tuple[tuple[str, policies.WarmPool | None], ...],
+]
+FRONTIER: Space = (
+    (0.0, policies.STABILISE_S),
+    (("-", None), ("predictive", policies.PREDICTIVE), ("10%", policies.Buffer())),
+    (
+        ("-", None),
+        ("stopped 2/20", policies.WarmPool("Stopped")),
+        ("stopped 10/20", policies.WarmPool("Stopped", size=10)),
+        ("stopped 20/40 x2", policies.WarmPool("Stopped", size=20, max_size=40, hedge=2.0)),
+        ("hibernated 10/40 x3", policies.WarmPool("Hibernated", size=10, max_size=40, hedge=3.0)),
+        ("hibernated 20/60 x3", policies.WarmPool("Hibernated", size=20, max_size=60, hedge=3.0)),
+        ("hibernated 30/80 x5", policies.WarmPool("Hibernated", size=30, max_size=80, hedge=5.0)),
+    ),
+)
+WIDE: Space = (
+    (0.0, 60.0, 120.0, 300.0, 600.0),
+    (
+        ("-", None),
+        ("predictive 60 s", replace(policies.PREDICTIVE, lead_s=60.0)),
+        ("predictive 120 s", policies.PREDICTIVE),
+    ),
+    (
+        ("-", None),
+        *(
+            (f"stopped {size}/{most} x{hedge:g}", policies.WarmPool("Stopped", size, most, hedge=hedge))
+            for size, most in ((10, 20), (20, 40), (40, 80))
+            for hedge in (1.0, 2.0, 3.0)
+        ),
+        *(
+            (
+                f"hibernated {size}/{most} x{hedge:g}" + (f" >={least} pods" if least else ""),
+                policies.WarmPool("Hibernated", size, most, hedge=hedge, hedge_min_pods=least),
+            )
+            for size, most in ((10, 40), (20, 60), (30, 80), (40, 100))
+            for hedge in (1.0, 3.0, 5.0, 8.0, 12.0)
+            for least in (0, 10)
+        ),
+    ),
+)
+
+
+def frontier(trace: Trace, planner: Planner, settings: Settings, karpenter: Outcome, space: Space) -> str:
+    """Every configuration of ``space`` on ``trace``: the cheapest for each p99, the best p99
+    within the cost bound, and the cheapest that reaches the p99 bound."""
+    threshold = karpenter.percentile(99) * P99_RATIO
+    tried = []
+    windows, buffers, pools = space
+    for stabilise, (buffer_name, buffer), (pool_name, pool) in itertools.product(windows, buffers, pools):
+        policy = replace(
+            policies.JITNODE_COLD,
+            name=f"{stabilise:.0f} s / {buffer_name} / {pool_name}",
+            stabilise_s=stabilise,
+            buffer=buffer,
+            warm=pool,
+        )
+        o = simulate(trace, policy, planner, settings)
+        tried.append((o.cost / karpenter.cost, o.percentile(99), policy.name))
+    tried.sort()
+
+    def line(cost: float, p99: float, name: str) -> str:
+        mark = "  target" if p99 <= threshold and cost <= COST_RATIO else ""
+        return f"{name:54} {p99:6.1f} {p99 / karpenter.percentile(99):6.2f} {cost:6.3f}{mark}"
+
+    out = [
+        f"trade-off over {len(tried)} configurations: the cheapest for each p99",
+        f"{'stabilise / headroom / warm pool (size/max x hedge)':54} {'p99 s':>6} {'x karp':>6} "
+        f"{'cost x':>6}",
+    ]
+    best = float("inf")
+    for cost, p99, name in tried:
+        if p99 < best:
+            best = p99
+            out.append(line(cost, p99, name))
+    affordable = [t for t in tried if t[0] <= COST_RATIO]
+    if affordable:
+        out.append("best p99 within the cost bound: " + line(*min(affordable, key=lambda t: (t[1], t[0]))))
+    fast = [t for t in tried if t[1] <= threshold]
+    out.append("cheapest within the p99 bound:  " + (line(*fast[0]) if fast else "none"))
+    return "\n".join(out)
+
+
+def explain_report(
+    day: list[Outcome], trace: Trace, planner: Planner, settings: Settings, space: Space = FRONTIER
+) -> str:
+    """Where the target is missed on ``trace``: waits past a third of Karpenter's p99 per policy
+    and by cause, the headroom the spikes alone need, and the best p99 found for each cost."""
+    karpenter = next(o for o in day if o.policy == policies.KARPENTER.name)
+    threshold = karpenter.percentile(99) * P99_RATIO
+    rows = [explain.breakdown(o, trace, threshold) for o in day]
+    allowed = rows[0].allowed
+    out = [
+        f"target: p99 <= {threshold:.1f} s (a third of karpenter's {karpenter.percentile(99):.1f} s)",
+        explain.trace_summary(trace, allowed),
+        "",
+        explain.table(rows),
+        "",
+        "starts within the target (after jitnode's 0.4 s reaction): "
+        + ", ".join(
+            f"{kind} {explain.within(getattr(settings.boot, kind), threshold - 0.4):.1%}"
+            for kind in ("cold", "from_stopped", "from_hibernated", "from_running")
+        ),
+    ]
+    bound = explain.headroom_bound(trace, allowed, planner.info)
+    if bound is not None:
+        out.append(bound.describe(karpenter.dollars_per_day))
+    out += ["", frontier(trace, planner, settings, karpenter, space)]
+    return "\n".join(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--seed", type=int, default=14)
     parser.add_argument("--traces", default=",".join(TRACES))
     parser.add_argument("--no-sweep", action="store_true")
+    parser.add_argument("--explain", action="store_true", help="why the diurnal target is met or not")
+    parser.add_argument("--explain-wide", action="store_true", help="--explain with a wider search (~10 min)")
     args = parser.parse_args()
     started = time.perf_counter()
     planner = Planner()
@@ -145,6 +266,11 @@ def main() -> None:
             print(
                 f"issue 14 target on {name}: " + verdict(day, policies.KARPENTER.name, WARM_NAMES).describe()
             )
+            if args.explain or args.explain_wide:
+                trace = next(t for t in traces if t.name == name)
+                space = WIDE if args.explain_wide else FRONTIER
+                print()
+                print(explain_report(day, trace, planner, settings, space))
     if not args.no_sweep:
         diurnal = next((t for t in traces if t.name == "diurnal"), TRACES["diurnal"](args.seed))
         print()

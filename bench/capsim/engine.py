@@ -6,6 +6,8 @@ real pod that fits nowhere takes the room of a buffer's virtual pods, which then
 stead. Pods the policy has bought or started a node for are nominated to it and ask for nothing
 more. Deleting replicas takes pending pods first, then the newest (the ReplicaSet's order).
 Pods moved by consolidation are moved at once (their brief rescheduling is not capacity's).
+A policy's stabilisation window keeps nodes that the pods' recent peak needs; hedged warm starts
+start spare parked instances, and pending pods bind to whichever is Ready first.
 
 Money is integrated exactly: every instance pays its EBS volumes while it exists and its
 on-demand price while running (booting, Ready, filling a warm pool, stopping, warm Running),
@@ -36,6 +38,7 @@ NodeState = Literal[
 ]
 RUNNING: Final = frozenset({"booting", "starting", "ready", "filling", "stopping", "warm_running"})
 IN_FLIGHT: Final = frozenset({"booting", "starting"})
+SERVING: Final = IN_FLIGHT | {"ready"}
 WARM_IDLE: Final = frozenset({"stopped", "hibernated", "warm_running"})
 WARM_ANY: Final = WARM_IDLE | {"filling", "stopping"}
 TICK_S: Final = 10.0
@@ -43,6 +46,7 @@ CONSOLIDATE_EVERY_S: Final = 60.0
 CA_UNNEEDED_S: Final = 600.0
 CA_DELAY_AFTER_ADD_S: Final = 600.0
 CA_UTILISATION: Final = 0.5
+HISTORY_S: Final = 3600.0  # desired replicas kept per workload, for predictive headroom
 DEMAND_WINDOW_S: Final = 600.0  # launcher.warmpool.sizing.DEFAULT_WINDOW
 FALLBACK_CPU_M: Final = 2000  # launcher.warmpool.sizing.FALLBACK_CPU
 
@@ -100,6 +104,15 @@ class Pod:
 
 
 @dataclass(frozen=True)
+class Wait:
+    """One real pod's wait: when it was created, for which workload, and how long it waited."""
+
+    created: float
+    workload: str
+    seconds: float
+
+
+@dataclass(frozen=True)
 class Outcome:
     """What one run measured."""
 
@@ -114,6 +127,7 @@ class Outcome:
     cold_launches: int
     warm_starts: int
     rollout_s: tuple[float, ...] = ()
+    waits: tuple[Wait, ...] = ()  # each real pod's wait, in the order the pods stopped waiting
 
     def percentile(self, q: float) -> float:
         """Nearest-rank percentile of the pending times (0 when no pod waited)."""
@@ -161,7 +175,7 @@ class Simulation:
         self._ids = 0
         self.desired: dict[str, int] = {w.name: 0 for w in trace.workloads}
         self.generation: dict[str, int] = {w.name: 0 for w in trace.workloads}
-        self.waits: list[float] = []
+        self.waits: list[Wait] = []
         # Rates, kept up to date on every change so integrating them is O(1) per event.
         self._instance_rate = 0.0
         self._ebs_rate = 0.0
@@ -177,6 +191,9 @@ class Simulation:
         self._starts: deque[float] = deque()  # node starts, for warm-pool sizing
         self._recent_types: deque[str] = deque(maxlen=20)
         self._last_scale_up = -math.inf
+        self._history: dict[str, deque[tuple[float, int]]] = {w.name: deque() for w in trace.workloads}
+        self._count: Counter[str] = Counter()  # pods per workload, real or virtual
+        self._peaks: deque[tuple[float, Counter[str]]] = deque()  # (time, pods per workload) samples
         self._rollouts: dict[str, _RolloutState] = {}
         self.rollout_s: list[float] = []
         self._groups = (
@@ -206,12 +223,12 @@ class Simulation:
         self._advance(self.trace.duration)
         for pod in self.pending.values():
             if not pod.virtual:
-                self.waits.append(self.trace.duration - pod.created)
+                self._waited(pod, self.trace.duration)
         return Outcome(
             trace=self.trace.name,
             policy=self.policy.name,
             duration=self.trace.duration,
-            pending_s=tuple(sorted(self.waits)),
+            pending_s=tuple(sorted(w.seconds for w in self.waits)),
             cost=self.instance_cost + self.ebs_cost,
             instance_cost=self.instance_cost,
             ebs_cost=self.ebs_cost,
@@ -219,6 +236,7 @@ class Simulation:
             cold_launches=self.cold_launches,
             warm_starts=self.warm_starts,
             rollout_s=tuple(self.rollout_s),
+            waits=tuple(self.waits),
         )
 
     def _stream(self, kind: str) -> random.Random:
@@ -335,15 +353,16 @@ class Simulation:
 
     def _start_warm(self, node: Node) -> None:
         boot = self.settings.boot
+        kind = node.state  # each kind of start draws from its own stream
         spread: Spread = {
             "stopped": boot.from_stopped,
             "hibernated": boot.from_hibernated,
             "warm_running": boot.from_running,
-        }[node.state]
+        }[kind]
         self._set_state(node, "starting")
         self.warm_starts += 1
         self._started(node)
-        self._at(self.now + self._sample(node.state, spread), "ready", node.id)
+        self._at(self.now + self._sample(kind, spread), "ready", node.id)
 
     def _started(self, node: Node) -> None:
         self._starts.append(self.now)
@@ -400,6 +419,7 @@ class Simulation:
         pod = Pod(self._ids, workload, shape, self.now if created is None else created, virtual=virtual)
         pod.generation = self.generation[workload]
         self.pods[pod.id] = pod
+        self._count[workload] += 1
         self.pending[pod.id] = pod
         return pod
 
@@ -409,9 +429,13 @@ class Simulation:
         else:
             self.pending.pop(pod.id, None)
             if not pod.virtual:
-                self.waits.append(self.now - pod.created)
+                self._waited(pod, self.now)
         self._unnominate(pod)
         del self.pods[pod.id]
+        self._count[pod.workload] -= 1
+
+    def _waited(self, pod: Pod, until: float) -> None:
+        self.waits.append(Wait(pod.created, pod.workload, until - pod.created))
 
     def _bind(self, pod: Pod, node: Node) -> None:
         self._unnominate(pod)
@@ -429,7 +453,7 @@ class Simulation:
         if pod.bound_at is None:
             pod.bound_at = self.now
             if not pod.virtual:
-                self.waits.append(self.now - pod.created)
+                self._waited(pod, self.now)
                 if pod.workload in self._rollouts:
                     rollout = self._rollouts[pod.workload]
                     if pod.generation == rollout.generation:
@@ -533,6 +557,7 @@ class Simulation:
 
     def _scale(self, workload: str, replicas: int) -> None:
         self.desired[workload] = replicas
+        self._remember(workload, replicas)
         current = [p for p in self.pods.values() if p.workload == workload and not p.virtual]
         if replicas > len(current):
             created = [self._create(workload) for _ in range(replicas - len(current))]
@@ -541,6 +566,7 @@ class Simulation:
             self._delete_some(current, len(current) - replicas)
             self._schedule(list(self.pending.values()))
         self._sync_buffers()
+        self._sample_peak()
 
     def _delete_some(self, pods: list[Pod], count: int) -> None:
         """Pending pods first, then the newest (the ReplicaSet's order, roughly)."""
@@ -548,12 +574,42 @@ class Simulation:
         for pod in order[:count]:
             self._delete(pod)
 
+    def _remember(self, workload: str, replicas: int) -> None:
+        """The workload's desired replicas over time, for predictive headroom (an hour kept)."""
+        history = self._history[workload]
+        history.append((self.now, replicas))
+        keep = max(HISTORY_S, self.policy.buffer.window_s if self.policy.buffer else 0.0)
+        while len(history) > 1 and history[1][0] < self.now - keep:
+            history.popleft()
+
+    def _sample_peak(self) -> None:
+        """How many pods each workload has now, for scale-down stabilisation."""
+        if self.policy.stabilise_s <= 0:
+            return
+        self._peaks.append((self.now, Counter(self._count)))
+        while self._peaks and self._peaks[0][0] < self.now - self.policy.stabilise_s:
+            self._peaks.popleft()
+
+    def _stabilised(self, node: Node) -> bool:
+        """Whether stabilisation keeps ``node``: each workload's most pods over the window
+        (buffers' included) would not all fit on the other Ready and booting nodes, empty."""
+        if self.policy.stabilise_s <= 0:
+            return False
+        peak = Counter(self._count)
+        for _, counts in self._peaks:
+            peak |= counts
+        shapes = {w.name: w.shape for w in self.trace.workloads}
+        need = sorted(((shapes[w], n) for w, n in peak.items() if n > 0), reverse=True)
+        serving = [n for n in self.nodes.values() if n is not node and n.state in SERVING]
+        return not _fit_counts(need, serving)
+
     def _sync_buffers(self) -> None:
         buffer = self.policy.buffer
         if buffer is None:
             return
         for workload in self.desired:
-            want = buffer.size(self.desired[workload])
+            predicted = buffer.predicted(self._history[workload], self.now)
+            want = max(buffer.size(self.desired[workload]), predicted)
             have = [p for p in self.pods.values() if p.workload == workload and p.virtual]
             if want > len(have):
                 created = [self._create(workload, virtual=True) for _ in range(want - len(have))]
@@ -699,7 +755,28 @@ class Simulation:
                 bought.append(node)
                 chosen = {p.id for p in taken}
                 left = [p for p in left if p.id not in chosen]
+        real = sum(1 for p in pods if not p.virtual)
+        self._hedge(sum(1 for n in bought if n.state == "starting" and self._serves_real(n)), real)
         return left
+
+    def _serves_real(self, node: Node) -> bool:
+        return any(not self.pods[p].virtual for p in node.nominated)
+
+    def _hedge(self, started: int, real_pods: int) -> None:
+        """Hedged starts: spare parked instances started beside the ``started`` ones that real
+        pods wait for (buffer refills are not hedged), when at least the pool's
+        ``hedge_min_pods`` real pods wait; pending pods bind to whichever is Ready first, and the
+        spare goes back to the pool once empty."""
+        warm = self.policy.warm
+        if warm is None or warm.hedge <= 1.0 or started == 0 or real_pods < warm.hedge_min_pods:
+            return
+        order = {"warm_running": 0, "hibernated": 1, "stopped": 2}
+        parked = sorted(
+            (n for n in self.nodes.values() if n.state in order),
+            key=lambda n: (order[n.state], -n.type.cpu_m, n.type.price, n.id),
+        )
+        for node in parked[: math.ceil((warm.hedge - 1.0) * started - 1e-9)]:
+            self._start_warm(node)
 
     # -- warm pools -----------------------------------------------------------------------------
 
@@ -752,6 +829,7 @@ class Simulation:
     # -- scale-down -----------------------------------------------------------------------------
 
     def _tick(self) -> None:
+        self._sample_peak()
         if self.policy.scale_down == "consolidate":
             self._consolidate()
         else:
@@ -766,7 +844,8 @@ class Simulation:
         minute one node whose pods fit elsewhere, untouched for as long, goes too."""
         after = self.policy.consolidate_after_s
         for node in self._ready_nodes():
-            if not node.pods and node.empty_since is not None and self.now - node.empty_since >= after:
+            idle = node.empty_since is not None and self.now - node.empty_since >= after
+            if not node.pods and idle and not self._stabilised(node):
                 self._remove(node)
         if self.policy.consolidation == "WhenEmpty" or int(self.now) % int(CONSOLIDATE_EVERY_S) != 0:
             return
@@ -776,6 +855,8 @@ class Simulation:
             key=lambda n: (len(n.pods), n.type.price, n.id),
         )
         for node in candidates[:3]:
+            if self._stabilised(node):
+                continue
             if self._move_off(node, [n for n in ready if n is not node]):
                 self._remove(node)
                 return
@@ -853,6 +934,23 @@ def _fullest(nodes: list[Node], shape: Shape) -> Node | None:
         ):
             best = node
     return best
+
+
+def _fit_counts(need: list[tuple[Shape, int]], nodes: list[Node]) -> bool:
+    """Whether ``need`` (pods per shape, largest first) fits on ``nodes`` were they empty."""
+    left = [n for _, n in need]
+    for node in nodes:
+        cpu, mem, pods = node.type.cpu_m, node.type.memory, node.type.pods
+        for i, ((pod_cpu, pod_mem), _) in enumerate(need):
+            take = min(left[i], cpu // max(pod_cpu, 1), mem // max(pod_mem, 1), pods)
+            if take > 0:
+                left[i] -= take
+                cpu -= take * pod_cpu
+                mem -= take * pod_mem
+                pods -= take
+        if not any(left):
+            return True
+    return not any(left)
 
 
 def _fit_all(pods: list[Pod], nodes: list[Node]) -> bool:

@@ -9,7 +9,7 @@ from capsim.engine import Outcome
 
 COLUMNS = (
     ("trace", 9, "<"),
-    ("policy", 23, "<"),
+    ("policy", 29, "<"),
     ("p50 s", 6, ">"),
     ("p99 s", 6, ">"),
     ("max s", 6, ">"),

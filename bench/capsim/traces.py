@@ -20,6 +20,9 @@ from shared.resources import CPU, MEMORY, Resources
 
 HOUR: Final = 3600.0
 DAY: Final = 24 * HOUR
+# The diurnal trace's spikes: (start, height added to the day's 0..1 level), fading linearly.
+DIURNAL_SPIKES: Final = ((9.5 * HOUR, 0.35), (18 * HOUR, 0.5))
+SPIKE_FADE_S: Final = 15 * 60.0
 
 
 @dataclass(frozen=True)
@@ -94,14 +97,13 @@ def diurnal(seed: int) -> Trace:
     rng = random.Random(seed)
     web = Workload("web", 500, 1 * GIB)
     worker = Workload("worker", 1000, 2 * GIB)
-    spikes = [(9.5 * HOUR, 0.35), (18 * HOUR, 0.5)]
     steps: list[tuple[float, str, int]] = []
     for minute in range(24 * 60):
         t = minute * 60.0
         level = _day_shape(t)
-        for start, height in spikes:
-            if start <= t < start + 15 * 60:
-                level += height * (1 - (t - start) / (15 * 60))
+        for start, height in DIURNAL_SPIKES:
+            if start <= t < start + SPIKE_FADE_S:
+                level += height * (1 - (t - start) / SPIKE_FADE_S)
         noise = rng.gauss(1.0, 0.04)
         steps.append((t, "web", max(2, round((8 + 160 * level) * noise))))
         lagged = _day_shape(t - 20 * 60)  # workers follow the queue the web tier fills

@@ -3,7 +3,9 @@ money adds up, and a run is a pure function of its inputs. The figures are the b
 
 from __future__ import annotations
 
+import random
 import sys
+import zlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,11 +14,11 @@ import pytest
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
 
-from capsim import policies  # noqa: E402
-from capsim.engine import Outcome, simulate  # noqa: E402
+from capsim import explain, policies  # noqa: E402
+from capsim.engine import Outcome, Wait, simulate  # noqa: E402
 from capsim.nodegroups import least_waste  # noqa: E402
 from capsim.params import BootTimes, Prices, Settings, Spread  # noqa: E402
-from capsim.planning import Planner  # noqa: E402
+from capsim.planning import Planner, TypeInfo  # noqa: E402
 from capsim.report import table, verdict  # noqa: E402
 from capsim.traces import INFLATE, Trace, batch, burst, diurnal, rollout_surge  # noqa: E402
 
@@ -269,3 +271,152 @@ def test_every_policy_runs_every_trace_shape_into_the_table(planner: Planner) ->
         assert policy.name in text
     assert all(o.cost > 0 for o in outcomes)
     assert all(len(o.pending_s) > 0 for o in outcomes)
+
+
+def test_stabilisation_keeps_capacity_the_workload_needed_within_its_window(planner: Planner) -> None:
+    # inflate 0 -> 3 -> 0 -> 3. Without stabilisation the emptied node goes after 30 s and the
+    # second 3 pods wait for a cold boot; a 300 s window keeps it, so they bind at once.
+    back_soon = Trace(
+        "flap",
+        "test",
+        1200.0,
+        (INFLATE,),
+        ((1.0, "inflate", 3), (200.0, "inflate", 0), (400.0, "inflate", 3)),
+    )
+    cold = simulate(back_soon, policies.JITNODE_COLD, planner, SETTINGS)
+    stable = simulate(back_soon, replace(policies.JITNODE_COLD, stabilise_s=300.0), planner, SETTINGS)
+    assert cold.pending_s == pytest.approx((0.4 + COLD,) * 6)
+    assert stable.pending_s == pytest.approx((0.0,) * 3 + (0.4 + COLD,) * 3)
+    assert stable.cold_launches < cold.cold_launches
+    # Past the window the node goes: the pods coming back after 900 s wait for a new one.
+    back_late = replace(back_soon, steps=((1.0, "inflate", 3), (200.0, "inflate", 0), (900.0, "inflate", 3)))
+    late = simulate(back_late, replace(policies.JITNODE_COLD, stabilise_s=300.0), planner, SETTINGS)
+    assert late.pending_s == pytest.approx((0.4 + COLD,) * 6)
+    assert late.cold_launches == 2
+
+
+def test_predicted_headroom_is_the_recent_growth_times_the_lead_plus_the_jumps() -> None:
+    history = [(0.0, 10), (60.0, 12), (120.0, 13), (180.0, 20)]
+    ramp = policies.Buffer(percentage=0, replicas=0, window_s=600.0, lead_s=120.0)
+    assert ramp.predicted(history, 180.0) == 2  # 10 replicas in 600 s, 120 s ahead
+    assert replace(ramp, jump=1.0).predicted(history, 180.0) == 2 + 7  # the largest resize up: +7
+    # A 100 s window starts from the value held at 80 s (12): 8 in 100 s, 120 s ahead: 9.6.
+    short = replace(ramp, window_s=100.0, jump=0.5)
+    assert short.predicted(history, 180.0) == 14  # ceil(9.6 + 0.5 * 7)
+    assert ramp.predicted([(0.0, 20), (60.0, 12)], 60.0) == 0  # shrinking: no headroom
+    assert policies.Buffer().predicted(history, 180.0) == 0  # off by default
+
+
+def test_predictive_headroom_serves_a_steady_ramp_before_it_arrives(planner: Planner) -> None:
+    trace = trickle(pods=30, every=60.0)
+    predictive = replace(
+        policies.JITNODE_COLD,
+        buffer=policies.Buffer(percentage=0, replicas=0, window_s=600.0, lead_s=180.0),
+    )
+    cold = simulate(trace, policies.JITNODE_COLD, planner, SETTINGS)
+    ahead = simulate(trace, predictive, planner, SETTINGS)
+    waited = sum(1 for s in ahead.pending_s if s > 1.0)
+    assert sum(1 for s in cold.pending_s if s > 1.0) >= 8  # each new node's first pod waits
+    assert waited <= 2  # only before the ramp has a history
+    assert ahead.cost > cold.cost
+
+
+def test_hedged_starts_serve_the_pods_from_the_first_instance_ready(planner: Planner) -> None:
+    # Three parked instances of a type that holds the 3 pods; resumes vary 5-60 s. Hedged x3,
+    # all three start and the pods take the first Ready: the least of the first three draws of
+    # the (per-kind, per-trace) random stream of Hibernated resumes.
+    resume = Spread(5, 20, 60)
+    settings = Settings(boot=replace(FIXED, from_hibernated=resume), seed=7)
+    pool = policies.WarmPool("Hibernated", size=3, max_size=3)
+    plain = replace(policies.JITNODE_WARM_HIBERNATED, warm=pool)
+    hedged = replace(plain, warm=replace(pool, hedge=3.0))
+    trace = burst(3)
+    stream = random.Random(zlib.crc32(f"7/{trace.name}/hibernated".encode()))
+    draws = [resume.sample(stream) for _ in range(3)]
+    one = simulate(trace, plain, planner, settings)
+    three = simulate(trace, hedged, planner, settings)
+    assert one.warm_starts == 1
+    assert one.pending_s == pytest.approx((0.4 + draws[0],) * 3)
+    assert three.warm_starts == 3
+    assert three.pending_s == pytest.approx((0.4 + min(draws),) * 3)
+    assert min(draws) < draws[0]  # the seed is chosen so that hedging changes the answer
+    assert three.instance_cost > one.instance_cost  # each spare start is paid, a minute at least
+    # Hedging only bursts of 4 pods or more: these 3 pods start one instance.
+    few = simulate(trace, replace(plain, warm=replace(pool, hedge=3.0, hedge_min_pods=4)), planner, settings)
+    assert few.warm_starts == 1
+    assert few.pending_s == one.pending_s
+
+
+def test_explain_splits_waits_into_spike_ramp_and_noise() -> None:
+    steps = (
+        (0.0, "inflate", 2),
+        (60.0, "inflate", 5),  # +3, a new 10-minute high: ramp
+        (120.0, "inflate", 3),
+        (180.0, "inflate", 6),  # +3: 2 regain the high of 60 s (noise), 1 above it (ramp)
+        (240.0, "inflate", 9),  # +3 in the spike
+        (1000.0, "inflate", 8),
+    )
+    trace = Trace("t", "test", 1200.0, (INFLATE,), steps)
+    spikes = ((240.0, 0.5),)
+    assert explain.resizes(trace, spikes) == [
+        explain.Resize(60.0, "inflate", 3, 3, False),
+        explain.Resize(180.0, "inflate", 3, 1, False),
+        explain.Resize(240.0, "inflate", 3, 3, True),
+    ]
+    waits = (
+        [Wait(60.0, "inflate", 0.0)]
+        + [Wait(60.0, "inflate", 30.0)] * 2  # 2 of the ramp wait
+        + [Wait(180.0, "inflate", 0.0)]
+        + [Wait(180.0, "inflate", 30.0)] * 2  # the ramp one, then noise
+        + [Wait(240.0, "inflate", 30.0)] * 3
+    )
+    outcome = replace(_outcome("p", 30.0, 1.0), waits=tuple(waits))
+    b = explain.breakdown(outcome, trace, 17.0, spikes)
+    assert (b.created, b.over_1s, b.over) == (9, 7, 7)
+    assert b.by_cause == {"spike": 3, "ramp": 3, "noise": 1, "other": 0}
+    assert b.allowed == 0  # 9 pods: the p99 is the slowest
+
+
+def test_the_headroom_bound_lets_only_the_allowed_pods_wait() -> None:
+    steps = ((0.0, "inflate", 1), (100.0, "inflate", 11), (300.0, "inflate", 1), (500.0, "inflate", 7))
+    trace = Trace("t", "test", 1000.0, (INFLATE,), steps)
+    spikes = ((100.0, 1.0), (500.0, 1.0))  # two spikes of +10 and +6 pods
+    cheap = TypeInfo("c.big", 8000, 16 * 2**30, 110, 16.0, 0.40)  # 8 inflate pods (CPU): $0.05 each
+    dear = TypeInfo("m.small", 2000, 8 * 2**30, 110, 8.0, 0.15)  # 2 pods: $0.075 each
+    bound = explain.headroom_bound(trace, 3, {t.name: t for t in (cheap, dear)}, spikes)
+    assert bound is not None
+    assert bound.pods == 7  # 10 - 7 + 0 = 3 wait; with 6, 4 + 0 would
+    assert bound.cpu == 7.0
+    assert bound.type_name == "c.big"
+    assert bound.dollars_per_day == pytest.approx(7 * 0.40 / 8 * 24)
+    assert explain.headroom_bound(trace, 3, {"c.big": cheap}, ()) is None
+
+
+def test_the_share_of_starts_within_a_time_follows_the_triangle() -> None:
+    hibernated = Spread(8, 15, 60)
+    assert explain.within(hibernated, 8) == 0.0
+    assert explain.within(hibernated, 60) == 1.0
+    assert explain.within(hibernated, 15) == pytest.approx(7 / 52)
+    assert explain.within(hibernated, 16.8) == pytest.approx(1 - 43.2**2 / (52 * 45))
+    rng = random.Random(1)
+    draws = [hibernated.sample(rng) for _ in range(20000)]
+    assert sum(d <= 16.8 for d in draws) / len(draws) == pytest.approx(
+        explain.within(hibernated, 16.8), abs=0.01
+    )
+
+
+def test_the_explain_report_counts_waits_and_searches_the_trade_off(planner: Planner) -> None:
+    import capacity_sim
+
+    short = replace(diurnal(14), duration=2 * 3600.0)  # the night: no spike, a few waits
+    day = [
+        simulate(short, policy, planner, SETTINGS) for policy in (policies.KARPENTER, policies.JITNODE_STABLE)
+    ]
+    space: capacity_sim.Space = ((0.0, 300.0), (("-", None),), (("-", None),))
+    text = capacity_sim.explain_report(day, short, planner, SETTINGS, space)
+    karpenter = day[0]
+    created = len(karpenter.waits)
+    assert f"pods created: {created}" in text
+    assert "trade-off over 2 configurations" in text
+    assert "cheapest within the p99 bound:" in text
+    assert "least constant running headroom" not in text  # no spike in the night
