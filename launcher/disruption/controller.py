@@ -70,6 +70,7 @@ from shared.tasks import within
 log = get_logger("launcher.disruption")
 # Nodes whose pod summaries are brought up to date between two yields to the event loop.
 _NODES_PER_SLICE = 20
+_REFRESH_PASSES = 4
 # The pause after a round, in multiples of the round's length (see the module docstring).
 ROUND_PACING = 3.0
 
@@ -259,11 +260,18 @@ class DisruptionController:
     async def _refresh_node_pods(self, now: datetime) -> None:
         """Bring each node's pod summary up to date before the round, yielding to the event loop
         between slices: the first round reads every pod's needs (seconds at 150,000 pods) and
-        must not stall the watches. The snapshot then reads only what changed meanwhile."""
-        for count, name in enumerate(list(self._state.nodes()), start=1):
-            self._node_pods.get(name, now)
-            if count % _NODES_PER_SLICE == 0:
-                await asyncio.sleep(0)
+        must not stall the watches. Pods keep changing meanwhile, so the nodes that changed are
+        read again, a few passes at most, until no more than a slice is left for the snapshot
+        (which must not yield, and would otherwise redo thousands of nodes under churn)."""
+        names = list(self._state.nodes())
+        for _ in range(_REFRESH_PASSES):
+            stale = [name for name in names if not self._node_pods.is_current(name, now)]
+            if len(stale) <= _NODES_PER_SLICE:
+                return
+            for count, name in enumerate(stale, start=1):
+                self._node_pods.get(name, now)
+                if count % _NODES_PER_SLICE == 0:
+                    await asyncio.sleep(0)
 
     def _observe_pod_events(self, now: datetime) -> list[str]:
         """Claims whose node gained or lost a pod since last round (not those being deleted)."""

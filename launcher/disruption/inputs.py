@@ -172,11 +172,15 @@ class NodePodsCache:
         self._index = index
         self._held: dict[str, tuple[int, NodePods, dict[str, tuple[tuple[Any, ...], Needs]]]] = {}
 
-    def get(self, node: str, now: datetime) -> NodePods:
-        generation = self._index.generation(node)
+    def is_current(self, node: str, now: datetime) -> bool:
+        """Whether :meth:`get` would answer from what it holds (no pod there changed since)."""
         held = self._held.get(node)
-        if held is not None and held[0] == generation and held[1].valid_at(now):
-            return held[1]
+        return held is not None and held[0] == self._index.generation(node) and held[1].valid_at(now)
+
+    def get(self, node: str, now: datetime) -> NodePods:
+        if self.is_current(node, now):
+            return self._held[node][1]
+        held = self._held.get(node)
         # A pod's needs are read again only if what they are read from changed: a status update
         # (restart count, Ready) re-reads nothing.
         previous = held[2] if held is not None else {}
@@ -189,6 +193,7 @@ class NodePodsCache:
             known[key] = (inputs, value)
             return value
 
+        generation = self._index.generation(node)
         summary = node_pods(self._index.on_node(node), now, used=self._index.requested(node), needs=needs)
         self._held[node] = (generation, summary, known)
         return summary

@@ -97,6 +97,18 @@ def test_a_summary_is_reused_until_a_pod_on_its_node_changes() -> None:
     assert again.present == {"uid-a", "uid-d"}
 
 
+def test_a_summary_is_current_until_a_pod_on_its_node_changes() -> None:
+    index = PodIndex.of([pod("a", "n1")])
+    cache = NodePodsCache(index)
+    assert not cache.is_current("n1", T0)  # never read
+    cache.get("n1", T0)
+    assert cache.is_current("n1", T0 + timedelta(seconds=1))
+    index.on_added(pod("b", "n1"))
+    assert not cache.is_current("n1", T0 + timedelta(seconds=2))
+    cache.get("n1", T0 + timedelta(seconds=2))
+    assert cache.is_current("n1", T0 + timedelta(seconds=2))
+
+
 def test_a_do_not_disrupt_duration_running_out_renews_the_summary() -> None:
     index = PodIndex.of([pod("a", "n1", annotations={"jitnode.io/do-not-disrupt": "30m"})])
     cache = NodePodsCache(index)
