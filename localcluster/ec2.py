@@ -113,6 +113,9 @@ class MotoEC2(EC2Endpoint):
         os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
         from moto.server import ThreadedMotoServer
 
+        from localcluster import motocache
+
+        motocache.install()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         if listening_fd is None:
             self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
