@@ -29,8 +29,9 @@ from extender.metrics import ExtenderMetrics
 from extender.recent import RecentBodies
 from shared.errors import FieldError, ValidationError
 from shared.logs import get_logger
+from shared.memo import ClearingMemo
 from shared.pods import effective_requests
-from shared.resources import CPU, MEMORY
+from shared.resources import CPU, MEMORY, Resources
 
 _log = get_logger(__name__)
 JSON: Final = "application/json"
@@ -63,7 +64,7 @@ class ExtenderApp:
         self.on_filtered = on_filtered
         self.clock = clock
         # (uid, resourceVersion) -> (cpu, memory): prioritize follows filter for the same pod.
-        self._pod_requests: dict[tuple[str, str], tuple[int, int]] = {}
+        self._pod_requests: ClearingMemo[tuple[str, str], tuple[int, int]] = ClearingMemo(_POD_CACHE_SIZE)
         # A full parse is remembered by its bytes: a repeat of the same body (a retry, or a
         # prioritize after a filter that needed the full parse) is not parsed again.
         self._recent: RecentBodies[protocol.ExtenderArgs] = RecentBodies()
@@ -179,15 +180,7 @@ class ExtenderApp:
         elif not isinstance(meta, Mapping):  # a 400 that names the field, not an AttributeError
             raise ValidationError([FieldError("metadata", "expected an object")], "pod")
         key = (pod_uid(pod), str(meta.get("resourceVersion") or ""))
-        cached = self._pod_requests.get(key)
-        if cached is not None:
-            return cached
-        requests = effective_requests(pod)
-        value = (requests.amount(CPU), requests.amount(MEMORY))
-        if len(self._pod_requests) >= _POD_CACHE_SIZE:
-            self._pod_requests.clear()
-        self._pod_requests[key] = value
-        return value
+        return self._pod_requests.get(key, lambda: _cpu_and_memory(effective_requests(pod)))
 
     def _bad_request(self, verb: str, problem: str, started: float) -> web.Response:
         _log.warning("extender.bad_request", verb=verb, problem=problem)
@@ -199,3 +192,7 @@ class ExtenderApp:
         self.metrics.requests_by[verb, outcome].inc()
         self.metrics.latency_by_verb[verb].observe(time.perf_counter() - started)
         return web.Response(body=body, status=status, content_type=JSON)
+
+
+def _cpu_and_memory(requests: Resources) -> tuple[int, int]:
+    return requests.amount(CPU), requests.amount(MEMORY)

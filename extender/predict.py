@@ -27,8 +27,6 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import orjson
-
 from extender import decisions, interpod, protocol
 from extender.cache import ClusterCache, NodeState, pod_uid
 from extender.demand import PREDICTED, UNSCHEDULABLE, DemandTracker
@@ -100,7 +98,6 @@ class Predictor:
         # Room per shape as of a cache version; kept for shapes without predictions too, so a
         # stream of filter calls for a roomy shape costs one count per cache change, not per call.
         self._rooms: dict[ShapeKey, tuple[int, int]] = {}
-        self._needs_by_spec: dict[bytes, SchedulingNeeds] = {}
         self._checked_version = -1
         self._task: asyncio.Task[None] | None = None
         self.evaluations = 0
@@ -208,27 +205,13 @@ class Predictor:
         await self._evaluate(key, shape, candidate=(uid, pod))
 
     def _needs(self, uid: str, pod: Mapping[str, Any]) -> SchedulingNeeds | None:
-        """The pod's needs, read once per distinct spec: the pods of one template share them, and
-        reading them is most of the cost of a new pod (tens of microseconds; a spec's bytes, ~2).
-        Status counts only while containers run (in-place resize), and then the pod is read."""
-        status = pod.get("status")
-        spec_key: bytes | None = None
-        if not (isinstance(status, Mapping) and status.get("containerStatuses")):
-            with contextlib.suppress(TypeError):
-                spec_key = orjson.dumps(pod.get("spec"))
-            needs = self._needs_by_spec.get(spec_key) if spec_key is not None else None
-            if needs is not None:
-                return needs
+        """The pod's needs (``scheduling_needs`` reads them once per distinct spec: the pods of
+        one template share them); None for a pod that cannot be read."""
         try:
-            needs = scheduling_needs(pod)
+            return scheduling_needs(pod)
         except (ValidationError, FieldError, TypeError, ValueError) as exc:
             _log.debug("predict.unreadable_pod", uid=uid, error=str(exc))
             return None
-        if spec_key is not None:
-            if len(self._needs_by_spec) >= _MAX_SHAPES:
-                self._needs_by_spec.clear()
-            self._needs_by_spec[spec_key] = needs
-        return needs
 
     async def recheck(self) -> None:
         """Re-evaluate every shape with outstanding predictions (after cache changes)."""

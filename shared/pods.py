@@ -22,6 +22,7 @@ from typing import Any, Final, TypeVar
 import orjson
 
 from shared.errors import FieldError, ValidationError
+from shared.memo import ClearingMemo
 from shared.requirements import Requirement, Requirements, parse_requirement_list
 from shared.resources import CPU, MEMORY, PODS, Resources
 from shared.taints import Toleration, parse_tolerations
@@ -34,10 +35,9 @@ TERMINAL_PHASES: Final = frozenset({"Succeeded", "Failed"})
 
 _Pod = Mapping[str, Any]
 T = TypeVar("T")
-# Needs and requests by the JSON of what they are read from; cleared when full, never larger.
-_MEMO_MAX: Final = 4096
-_needs_memo: dict[bytes, SchedulingNeeds] = {}
-_requests_memo: dict[bytes, Resources] = {}
+# Needs and requests by the JSON of what they are read from.
+_needs_memo: ClearingMemo[bytes, SchedulingNeeds] = ClearingMemo(4096)
+_requests_memo: ClearingMemo[bytes, Resources] = ClearingMemo(4096)
 
 
 @dataclass(frozen=True)
@@ -59,18 +59,10 @@ def scheduling_needs(pod: _Pod) -> SchedulingNeeds:
     return _memoised(_needs_memo, pod, _scheduling_needs)
 
 
-def _memoised(memo: dict[bytes, T], pod: _Pod, compute: Callable[[_Pod], T]) -> T:
+def _memoised(memo: ClearingMemo[bytes, T], pod: _Pod, compute: Callable[[_Pod], T]) -> T:
     """``compute(pod)``, looked up in ``memo`` by the JSON of what it reads (see the module doc)."""
     key = _memo_key(pod)
-    if key is None:
-        return compute(pod)
-    value = memo.get(key)
-    if value is None:
-        value = compute(pod)  # a bad pod raises: failures are never memoised
-        if len(memo) >= _MEMO_MAX:
-            memo.clear()
-        memo[key] = value
-    return value
+    return compute(pod) if key is None else memo.get(key, lambda: compute(pod))
 
 
 def _memo_key(pod: _Pod) -> bytes | None:

@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping
 from typing import Final
 
 from shared.errors import FieldError
+from shared.memo import ClearingMemo
 from shared.quantity import QuantityError, Scalar, format_milli, format_units, to_milli, to_units
 
 CPU: Final = "cpu"
@@ -26,9 +27,8 @@ GPU_NVIDIA: Final = "nvidia.com/gpu"
 
 # Resources whose canonical unit is a thousandth (Kubernetes reads them with MilliValue).
 _MILLI_RESOURCES: Final = frozenset({CPU})
-# Parsed lists by their (name, string) items; cleared when full, so it never grows past this.
-_PARSED_MAX: Final = 4096
-_parsed: dict[tuple[tuple[str, Scalar], ...], Resources] = {}
+# Parsed lists by their (name, string) items.
+_parsed: ClearingMemo[tuple[tuple[str, Scalar], ...], Resources] = ClearingMemo(4096)
 
 
 class Resources(Mapping[str, int]):
@@ -59,14 +59,7 @@ class Resources(Mapping[str, int]):
         # Only all-string lists (as the API sends them) are memoised: a number's key could equal
         # a bool's (``1 == True``), and a bool is not a quantity.
         if all(type(value) is str for value in raw.values()):
-            key = tuple(raw.items())
-            cached = _parsed.get(key)
-            if cached is None:
-                cached = cls._parse(raw, field)
-                if len(_parsed) >= _PARSED_MAX:
-                    _parsed.clear()
-                _parsed[key] = cached
-            return cached
+            return _parsed.get(tuple(raw.items()), lambda: cls._parse(raw, field))
         return cls._parse(raw, field)
 
     @classmethod
