@@ -40,6 +40,8 @@ RUNNING: Final = frozenset({"booting", "starting", "ready", "filling", "stopping
 IN_FLIGHT: Final = frozenset({"booting", "starting"})
 SERVING: Final = IN_FLIGHT | {"ready"}
 WARM_IDLE: Final = frozenset({"stopped", "hibernated", "warm_running"})
+# Warm instances by how soon they are Ready: parked (Running, Hibernated, Stopped), then filling.
+WARM_ORDER: Final = {"warm_running": 0, "hibernated": 1, "stopped": 2, "filling": 3}
 WARM_ANY: Final = WARM_IDLE | {"filling", "stopping"}
 TICK_S: Final = 10.0
 CONSOLIDATE_EVERY_S: Final = 60.0
@@ -731,10 +733,9 @@ class Simulation:
         them; the pods left need cold launches. As the launcher's ``warmpool.candidates``:
         parked ones first, quickest to Ready first (Running, Hibernated, Stopped), then those
         still filling (they serve when their first boot ends); the cheapest first within each."""
-        order = {"warm_running": 0, "hibernated": 1, "stopped": 2, "filling": 3}
         warm = sorted(
-            (n for n in self.nodes.values() if n.state in order),
-            key=lambda n: (order[n.state], n.type.price, n.id),
+            (n for n in self.nodes.values() if n.state in WARM_ORDER),
+            key=lambda n: (WARM_ORDER[n.state], n.type.price, n.id),
         )
         left = sorted(pods, key=lambda p: (p.virtual, p.created, p.id))
         for node in warm:
@@ -770,10 +771,9 @@ class Simulation:
         warm = self.policy.warm
         if warm is None or warm.hedge <= 1.0 or started == 0 or real_pods < warm.hedge_min_pods:
             return
-        order = {"warm_running": 0, "hibernated": 1, "stopped": 2}
         parked = sorted(
-            (n for n in self.nodes.values() if n.state in order),
-            key=lambda n: (order[n.state], -n.type.cpu_m, n.type.price, n.id),
+            (n for n in self.nodes.values() if n.state in WARM_IDLE),
+            key=lambda n: (WARM_ORDER[n.state], -n.type.cpu_m, n.type.price, n.id),
         )
         for node in parked[: math.ceil((warm.hedge - 1.0) * started - 1e-9)]:
             self._start_warm(node)
