@@ -8,6 +8,8 @@ overhead), the bound pods with required anti-affinity (the only ones that repel 
 that has no inter-pod constraints of its own), every running pod as topology counts it, the
 pods not yet Ready, and those annotated do-not-disrupt. Each node also has a generation that
 changes with any of its pods, so what is derived from a node's pods can be cached until it does.
+Each scalable workload's pod count, and its highest count since it was last handed over, feed
+scale-down stabilisation (``launcher.disruption.stabilisation``).
 
 What each view holds is exactly what the full walk it replaces selects
 (``tests/launcher/test_podindex.py`` checks it against those walks). Pure: no I/O.
@@ -18,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from launcher.disruption.stabilisation import WorkloadSample, workload_of
 from launcher.planner.inputs import RunningPod
 from shared import labels, podaffinity, pods
 from shared.errors import FieldError, ValidationError
@@ -103,6 +106,17 @@ class _BoundRequests(Mapping[str, Resources]):
         return len(self._index._counted)
 
 
+class _Workload:
+    """A workload's counted pods, its most since the last hand-over, and its newest pod."""
+
+    __slots__ = ("count", "peak", "pod")
+
+    def __init__(self, pod: Obj) -> None:
+        self.count = 0
+        self.peak = 0
+        self.pod = pod
+
+
 class PodIndex:
     """An informer handler keeping the pod views decisions read (see the module doc)."""
 
@@ -120,6 +134,9 @@ class PodIndex:
         self._opted_out: dict[str, Obj] = {}  # annotated jitnode.io/do-not-disrupt, any value
         self._generation: dict[str, int] = {}
         self._clock = 0
+        self._workload_of: dict[str, str] = {}  # key -> its workload, counted pods only
+        self._workloads: dict[str, _Workload] = {}
+        self._workloads_changed: set[str] = set()
 
     @classmethod
     def of(cls, objects: Iterator[Obj] | Sequence[Obj]) -> PodIndex:
@@ -159,6 +176,9 @@ class PodIndex:
             self._not_ready[key] = pod
         if labels.DO_NOT_DISRUPT_ANNOTATION in ((pod.get("metadata") or {}).get("annotations") or {}):
             self._opted_out[key] = pod
+        workload = workload_of(pod)
+        if workload is not None:
+            self._count(key, workload, pod)
         node = str((pod.get("spec") or {}).get("nodeName") or "")
         if not node:
             return
@@ -188,6 +208,7 @@ class PodIndex:
         self._not_ready.pop(key, None)
         self._opted_out.pop(key, None)
         self._running.pop(key, None)
+        self._uncount(key)
         node = self._node_of.pop(key, None)
         if node is None:
             return
@@ -210,6 +231,22 @@ class PodIndex:
     def _touch(self, node: str) -> None:
         self._clock += 1
         self._generation[node] = self._clock
+
+    def _count(self, key: str, workload: str, pod: Obj) -> None:
+        self._workload_of[key] = workload
+        entry = self._workloads.get(workload)
+        if entry is None:
+            entry = self._workloads[workload] = _Workload(pod)
+        entry.count += 1
+        entry.peak = max(entry.peak, entry.count)
+        entry.pod = pod
+        self._workloads_changed.add(workload)
+
+    def _uncount(self, key: str) -> None:
+        workload = self._workload_of.pop(key, None)
+        if workload is not None:
+            self._workloads[workload].count -= 1
+            self._workloads_changed.add(workload)
 
     # Views --------------------------------------------------------------------------------
 
@@ -269,6 +306,19 @@ class PodIndex:
     def opted_out(self) -> list[Obj]:
         """Pods carrying the ``jitnode.io/do-not-disrupt`` annotation, whatever its value."""
         return list(self._opted_out.values())
+
+    def drain_workloads(self) -> list[WorkloadSample]:
+        """The workloads whose pods changed since the last call: their count now and their most
+        pods in between (O(changed workloads)); a workload left with no pods is forgotten."""
+        out = []
+        for workload in self._workloads_changed:
+            entry = self._workloads[workload]
+            out.append(WorkloadSample(workload, entry.count, entry.peak, entry.pod))
+            entry.peak = entry.count
+            if entry.count == 0:
+                del self._workloads[workload]
+        self._workloads_changed.clear()
+        return out
 
     def generation(self, node: str) -> int:
         """Changes whenever a pod bound to ``node`` is added, changed or removed; 0 while it has

@@ -6,7 +6,8 @@ real pod that fits nowhere takes the room of a buffer's virtual pods, which then
 stead. Pods the policy has bought or started a node for are nominated to it and ask for nothing
 more. Deleting replicas takes pending pods first, then the newest (the ReplicaSet's order).
 Pods moved by consolidation are moved at once (their brief rescheduling is not capacity's).
-A policy's stabilisation window keeps nodes that the pods' recent peak needs; hedged warm starts
+A policy's stabilisation window keeps nodes that the pods' recent peak needs (the peaks kept by
+the launcher's ``launcher.disruption.stabilisation``); hedged warm starts
 start spare parked instances, and pending pods bind to whichever is Ready first.
 
 Money is integrated exactly: every instance pays its EBS volumes while it exists and its
@@ -32,6 +33,7 @@ from capsim.params import Settings, Spread
 from capsim.planning import Counts, Planner, Shape, TypeInfo
 from capsim.policies import Policy
 from capsim.traces import Rollout, Trace
+from launcher.disruption.stabilisation import WorkloadPeaks, WorkloadSample
 
 NodeState = Literal[
     "booting", "starting", "ready", "filling", "stopping", "stopped", "hibernated", "warm_running", "gone"
@@ -195,7 +197,10 @@ class Simulation:
         self._last_scale_up = -math.inf
         self._history: dict[str, deque[tuple[float, int]]] = {w.name: deque() for w in trace.workloads}
         self._count: Counter[str] = Counter()  # pods per workload, real or virtual
-        self._peaks: deque[tuple[float, Counter[str]]] = deque()  # (time, pods per workload) samples
+        # Scale-down stabilisation: the launcher's own tracker of each workload's recent peaks,
+        # fed the counts as the pod index hands them over (count now, most since the last).
+        self._peaks = WorkloadPeaks()
+        self._sampled: Counter[str] = Counter()
         self._rollouts: dict[str, _RolloutState] = {}
         self.rollout_s: list[float] = []
         self._groups = (
@@ -588,9 +593,13 @@ class Simulation:
         """How many pods each workload has now, for scale-down stabilisation."""
         if self.policy.stabilise_s <= 0:
             return
-        self._peaks.append((self.now, Counter(self._count)))
-        while self._peaks and self._peaks[0][0] < self.now - self.policy.stabilise_s:
-            self._peaks.popleft()
+        samples = [
+            WorkloadSample(w, n, max(n, self._sampled[w]), {})
+            for w, n in self._count.items()
+            if n != self._sampled[w]
+        ]
+        self._sampled = Counter(self._count)
+        self._peaks.record(self.now, samples, self.policy.stabilise_s)
 
     def _stabilised(self, node: Node) -> bool:
         """Whether stabilisation keeps ``node``: each workload's most pods over the window
@@ -598,8 +607,8 @@ class Simulation:
         if self.policy.stabilise_s <= 0:
             return False
         peak = Counter(self._count)
-        for _, counts in self._peaks:
-            peak |= counts
+        for chunk in self._peaks.retained(self.now, self.policy.stabilise_s):
+            peak[chunk.workload] = max(peak[chunk.workload], chunk.level)
         shapes = {w.name: w.shape for w in self.trace.workloads}
         need = sorted(((shapes[w], n) for w, n in peak.items() if n > 0), reverse=True)
         serving = [n for n in self.nodes.values() if n is not node and n.state in SERVING]

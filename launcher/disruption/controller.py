@@ -32,7 +32,7 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -48,6 +48,7 @@ from launcher.disruption.podevents import PodEventTracker
 from launcher.disruption.repair import UNHEALTHY
 from launcher.disruption.repairer import NodeRepairer, NodeRepairSettings
 from launcher.disruption.replacement import ClaimReplacer, ReplacementLauncher
+from launcher.disruption.stabilisation import RetainedChunk, WorkloadPeaks, chunks
 from launcher.kube import NodeClaimWriter, NodeWriter
 from launcher.model import InstanceType
 from launcher.provisioning.claims import claim_name
@@ -62,6 +63,7 @@ from launcher.provisioning.inputs import (
 from launcher.state import LauncherState
 from shared.api._fields import format_time
 from shared.api.nodeclaim import INITIALIZED, NodeClaim
+from shared.api.nodepool import NodePool
 from shared.demand import PodDemand
 from shared.events import NORMAL, WARNING, EventRecorder
 from shared.logs import get_logger
@@ -138,6 +140,7 @@ class DisruptionController:
         self._taint_recheck_at: datetime | None = None
         self._opt_outs = OptOutReporter(events)  # do-not-disrupt values that protect nothing
         self.repairer = NodeRepairer(state=state, events=events, settings=self.settings.repair)
+        self._peaks = WorkloadPeaks()  # scale-down stabilisation: workloads' recent peaks
 
     async def run(self) -> None:
         """Run rounds until cancelled; drains in progress are cancelled with it."""
@@ -247,7 +250,18 @@ class DisruptionController:
             in_flight=[c for c in in_flight_claims(claims, catalogue) if c.name not in replacing],
             starting=starting_pods(self._state.pod_index.not_ready(), pending),  # the rest are Ready
             buffer=[d for uid, d in demand.items() if is_buffer_uid(uid)],
+            retained=self._retained(pools.values(), now),
         )
+
+    def _retained(self, pools: Iterable[NodePool], now: datetime) -> list[RetainedChunk]:
+        """Room for the workloads' recent peaks, for the pools with a stabilisation window (the
+        pod index's counts since the last round are recorded every round, kept as long as the
+        longest window)."""
+        windows = [p.disruption.stabilization_window for p in pools]
+        horizon = max((w.total_seconds() for w in windows if w is not None), default=0.0)
+        stamp = now.timestamp()
+        self._peaks.record(stamp, self._state.pod_index.drain_workloads(), horizon)
+        return chunks(self._peaks.retained(stamp, horizon)) if horizon > 0 else []
 
     def _replacement_names(self, now: datetime) -> set[str]:
         names: set[str] = set()

@@ -35,7 +35,11 @@ that receives simulated pods in a round is not itself disrupted in that round. C
 chunks (``Snapshot.buffer``, virtual pods) hold free room after pending pods but pin no node:
 an empty or underutilized node is disrupted when its chunks fit on other nodes too (they move
 with it, and a cheaper replacement is sized for them), and kept when they do not, since its
-capacity would only be launched again. Nodes being disrupted count as neither candidates nor
+capacity would only be launched again. Retained chunks (``Snapshot.retained``, scale-down
+stabilisation, see ``stabilisation``) are held the same way after the buffers', but only on
+nodes whose pool's ``stabilizationWindow`` still covers them (or on unmanaged nodes, which jitnode
+never removes): an empty or underutilized node of such a pool stays while the recent peak it
+makes room for fits nowhere else. Nodes being disrupted count as neither candidates nor
 destinations. Voluntary disruption never picks a node or pod annotated
 ``jitnode.io/do-not-disrupt: "true"`` (or, on a pod, a duration not yet over: see ``donotdisrupt``).
 """
@@ -48,6 +52,7 @@ from datetime import datetime, timedelta
 
 from launcher.disruption.budgets import BudgetTracker
 from launcher.disruption.mark import DRIFTED, EMPTY, EXPIRED, UNDERUTILIZED, Mark
+from launcher.disruption.stabilisation import RetainedChunk
 from launcher.model import InstanceType
 from launcher.planner import InFlightClaim, Plan, PlannedClaim, PoolView, plan
 from shared.api.nodepool import WHEN_EMPTY, WHEN_EMPTY_OR_UNDERUTILIZED
@@ -144,6 +149,9 @@ class Snapshot:
     # CapacityBuffer chunks (``launcher.buffers``): they hold free room like pending pods, but
     # move with a node that is disrupted instead of blocking it; see :meth:`_Rooms.move_held`.
     buffer: Sequence[PodDemand] = ()
+    # Scale-down stabilisation: room for pods of recent peaks (``stabilisation``), held like
+    # buffer chunks on nodes of pools whose window covers them.
+    retained: Sequence[RetainedChunk] = ()
 
 
 @dataclass(frozen=True)
@@ -249,6 +257,18 @@ def consolidatable_since(node: NodeInfo, pool: PoolView, now: datetime) -> bool:
     return at is not None and now >= at
 
 
+Where = Callable[[NodeInfo], bool]
+
+
+@dataclass(frozen=True)
+class _Held:
+    """A chunk held in a node's free room, and the nodes it may be held on (None: any)."""
+
+    pod: PodDemand
+    where: Where | None = None
+    retained: RetainedChunk | None = None
+
+
 class _Rooms:
     """Free room on destination nodes, consumed as pods are placed during one round."""
 
@@ -258,22 +278,24 @@ class _Rooms:
         self.excluded: set[str] = set()
         self.receiving: set[str] = set()
         self._last_receivers: set[str] = set()
-        self.held: dict[str, list[PodDemand]] = {}  # node -> buffer chunks its free room holds
+        self.held: dict[str, list[_Held]] = {}  # node -> chunks its free room holds
+        self._order = sorted(self.free)
 
-    def place(self, pod: PodDemand, exclude: str | None = None) -> str | None:
-        for name in sorted(self.free):
+    def place(self, pod: PodDemand, exclude: str | None = None, where: Where | None = None) -> str | None:
+        for name in self._order:
             if name == exclude or name in self.excluded:
                 continue
-            if pod_fits(pod, self.nodes[name], self.free[name]):
+            node = self.nodes[name]
+            if pod_fits(pod, node, self.free[name]) and (where is None or where(node)):
                 self.free[name] = self.free[name] - pod.requests
                 return name
         return None
 
-    def hold(self, pod: PodDemand) -> str | None:
-        """Place a buffer chunk and remember where, so it can move with its node."""
-        name = self.place(pod)
+    def hold(self, chunk: _Held) -> str | None:
+        """Place a chunk and remember where, so it can move with its node."""
+        name = self.place(chunk.pod, where=chunk.where)
         if name is not None:
-            self.held.setdefault(name, []).append(pod)
+            self.held.setdefault(name, []).append(chunk)
         return name
 
     def move_held(self, node: str) -> bool:
@@ -283,17 +305,28 @@ class _Rooms:
         if not chunks:
             return True
         before = dict(self.free)
-        moved: list[tuple[str, PodDemand]] = []
-        for pod in chunks:
-            name = self.place(pod, exclude=node)
+        moved: list[tuple[str, _Held]] = []
+        for chunk in chunks:
+            name = self.place(chunk.pod, exclude=node, where=chunk.where)
             if name is None:
                 self.free = before
                 return False
-            moved.append((name, pod))
+            moved.append((name, chunk))
         del self.held[node]
-        for name, pod in moved:
-            self.held.setdefault(name, []).append(pod)
+        for name, chunk in moved:
+            self.held.setdefault(name, []).append(chunk)
         return True
+
+    def held_message(self, node: str) -> str:
+        """Why a node's chunks keep it: what they are."""
+        chunks = self.held.get(node, [])
+        retained = sum(1 for c in chunks if c.retained is not None)
+        parts = []
+        if len(chunks) > retained:
+            parts.append(f"{len(chunks) - retained} CapacityBuffer chunks")
+        if retained:
+            parts.append(f"room for {retained} pods of recent peaks (stabilizationWindow)")
+        return f"it holds {' and '.join(parts)} that fit on no other node"
 
     def try_place_all(
         self, pods: Sequence[PodDemand], exclude: str
@@ -342,7 +375,9 @@ def decide(snapshot: Snapshot) -> Decisions:
     for pod in sorted(snapshot.pending, key=lambda p: (-p.priority, p.first_seen, p.uid)):
         rooms.place(pod)  # pending pods come first: moved pods only get what is left
     for pod in sorted(snapshot.buffer, key=lambda p: (-p.priority, p.first_seen, p.uid)):
-        rooms.hold(pod)  # then buffer chunks, on room that pending pods left
+        rooms.hold(_Held(pod))  # then buffer chunks, on room that pending pods left
+    for chunk in sorted(snapshot.retained, key=lambda c: (-c.demand.priority, c.needed_at, c.demand.uid)):
+        rooms.hold(_Held(chunk.demand, _covers(chunk, snapshot), chunk))  # then recent peaks
 
     actions: list[Action] = []
     blocked: dict[str, str] = {}
@@ -363,7 +398,7 @@ def decide(snapshot: Snapshot) -> Decisions:
             continue
         why = _voluntary_block(node, view, snapshot, rooms)
         if why is None and not rooms.move_held(node.name):
-            why = f"it holds {len(rooms.held[node.name])} CapacityBuffer chunks that fit on no other node"
+            why = rooms.held_message(node.name)
         if why is None and not budgets.try_take(view.name, EMPTY):
             why = f"nodepool {view.name} disruption budget for {EMPTY} is spent"
         if why is not None:
@@ -411,7 +446,42 @@ def decide(snapshot: Snapshot) -> Decisions:
         budgets.try_take(view.name, UNDERUTILIZED)
         busy.add(view.name)
         choose(action)
-    return Decisions(tuple(actions), blocked, _recheck_at(candidates, blocked, snapshot))
+    recheck = min(
+        (t for t in (_recheck_at(candidates, blocked, snapshot), _retained_until(rooms, snapshot)) if t),
+        default=None,
+    )
+    return Decisions(tuple(actions), blocked, recheck)
+
+
+def _window(node: NodeInfo, snapshot: Snapshot) -> timedelta | None:
+    """The stabilisation window of the node's pool; None when it has none or is unmanaged."""
+    view = snapshot.pools.get(str(node.nodepool)) if node.managed else None
+    return view.pool.disruption.stabilization_window if view is not None else None
+
+
+def _covers(chunk: RetainedChunk, snapshot: Snapshot) -> Where:
+    """Where a retained chunk may be held: nodes jitnode does not manage (it never removes them),
+    and nodes whose pool's window still covers the time the chunk's level was last needed."""
+
+    def where(node: NodeInfo) -> bool:
+        if not node.managed:
+            return True
+        window = _window(node, snapshot)
+        return window is not None and snapshot.now - chunk.needed_at <= window
+
+    return where
+
+
+def _retained_until(rooms: _Rooms, snapshot: Snapshot) -> datetime | None:
+    """When the first retained chunk held on a managed node stops being covered: a node it
+    keeps may go then."""
+    times = [
+        held.retained.needed_at + window
+        for name, chunks in rooms.held.items()
+        for held in chunks
+        if held.retained is not None and (window := _window(rooms.nodes[name], snapshot)) is not None
+    ]
+    return min((t for t in times if t > snapshot.now), default=None)
 
 
 def _drifted_step(
@@ -516,7 +586,7 @@ def _consolidation_block(
 def _consolidate(node: NodeInfo, view: PoolView, snapshot: Snapshot, rooms: _Rooms) -> Action | str:
     """Delete the node if its pods fit elsewhere, else replace it with one cheaper node."""
     pods = [p.demand for p in node.pods]
-    held = list(rooms.held.get(node.name, ()))  # buffer chunks go along, or the node stays
+    held = [h.pod for h in rooms.held.get(node.name, ())]  # chunks go along, or the node stays
     unplaced, before = rooms.try_place_all(pods, exclude=node.name)
     if not unplaced and rooms.move_held(node.name):
         rooms.commit()

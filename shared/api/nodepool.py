@@ -63,6 +63,7 @@ DEFAULT_EXPIRE_AFTER: Final = "720h"
 DEFAULT_BUDGET_NODES: Final = "10%"
 MAX_REQUIREMENTS: Final = 100
 MAX_BUDGETS: Final = 50
+MAX_STABILIZATION_WINDOW: Final = timedelta(hours=1)  # the HPA's longest stabilizationWindowSeconds
 
 KEYS: Final[Mapping[str, frozenset[str]]] = {
     "": ROOT_KEYS,
@@ -76,7 +77,9 @@ KEYS: Final[Mapping[str, frozenset[str]]] = {
     "spec.template.spec.taints[]": TAINT_KEYS,
     "spec.template.spec.startupTaints[]": TAINT_KEYS,
     "spec.template.spec.nodeClassRef": NODECLASS_REF_KEYS,
-    "spec.disruption": frozenset({"consolidationPolicy", "consolidateAfter", "budgets", "repair"}),
+    "spec.disruption": frozenset(
+        {"consolidationPolicy", "consolidateAfter", "budgets", "repair", "stabilizationWindow"}
+    ),
     "spec.disruption.budgets[]": frozenset({"nodes", "schedule", "duration", "reasons"}),
     "spec.warmPool": warmpool.SPEC_KEYS,
     "status": frozenset({"resources", "conditions", "nodeClassObservedGeneration", "warmPool"}),
@@ -107,6 +110,7 @@ PATTERNS: Final[Mapping[str, str]] = {
     "spec.template.spec.expireAfter": API_DURATION_OR_NEVER_PATTERN,
     "spec.template.spec.terminationGracePeriod": API_DURATION_PATTERN,
     "spec.disruption.consolidateAfter": API_DURATION_OR_NEVER_PATTERN,
+    "spec.disruption.stabilizationWindow": API_DURATION_PATTERN,
     "spec.disruption.budgets[].nodes": BUDGET_NODES_PATTERN,
     "spec.disruption.budgets[].schedule": BUDGET_SCHEDULE_PATTERN,
     "spec.disruption.budgets[].duration": BUDGET_DURATION_PATTERN,
@@ -163,6 +167,9 @@ class Disruption:
     consolidate_after: timedelta | None = timedelta(0)  # None: Never
     budgets: tuple[Budget, ...] = (Budget(),)
     repair: str | None = None  # REPAIR_ENABLED, REPAIR_DISABLED, or None: the launcher's default
+    # Scale-down stabilisation (``launcher.disruption.stabilisation``): consolidation keeps room
+    # for each workload's peak over this long. None (or 0s): off.
+    stabilization_window: timedelta | None = None
 
     def to_api(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -172,6 +179,8 @@ class Disruption:
         }
         if self.repair is not None:
             out["repair"] = self.repair
+        if self.stabilization_window is not None:
+            out["stabilizationWindow"] = format_duration(self.stabilization_window)
         return out
 
 
@@ -372,7 +381,20 @@ def _disruption(raw: Mapping[str, Any], check: Checker) -> Disruption:
         consolidate_after=_duration(raw, "consolidateAfter", check, path, "0s"),
         budgets=tuple(budgets) if raw_budgets is not None else (Budget(),),
         repair=check.string(raw, "repair", path, enum=REPAIR_SETTINGS),
+        stabilization_window=_window(raw, check, path),
     )
+
+
+def _window(raw: Mapping[str, Any], check: Checker, path: str) -> timedelta | None:
+    """``stabilizationWindow``: a duration; absent or zero turns stabilisation off."""
+    if raw.get("stabilizationWindow") is None:
+        return None
+    field = join(path, "stabilizationWindow")
+    window = check.run(lambda: parse_api_duration(raw["stabilizationWindow"], field), None)
+    if window is not None and window > MAX_STABILIZATION_WINDOW:
+        check.error(field, f"must be at most {format_duration(MAX_STABILIZATION_WINDOW)}, as the HPA's")
+        return None
+    return window or None
 
 
 def _budget(raw: Mapping[str, Any], check: Checker, path: str) -> Budget | None:
