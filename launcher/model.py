@@ -46,6 +46,15 @@ class InstanceType:
     capacity: Resources
     allocatable: Resources
     offerings: tuple[Offering, ...]
+    # EC2 can hibernate it (warm pools): the provider says so only for types it can launch ready
+    # for hibernation; the conservative default is no.
+    can_hibernate: bool = False
+
+    @property
+    def memory_mib(self) -> int:
+        """Its RAM as the provider reports it (the ``instance-memory`` label), 0 when unknown."""
+        value = self.labels.get(labels.INSTANCE_MEMORY, "")
+        return int(value) if value.isdigit() else 0
 
     @property
     def architecture(self) -> str:
@@ -119,6 +128,9 @@ class Instance:
     # Where it runs, for drift (empty / None: not described, e.g. a launch not yet listed).
     subnet_id: str = ""
     security_groups: tuple[str, ...] | None = None
+    # Launched ready for hibernation (a warm fill of a Hibernated pool); any other instance can
+    # only be stopped plainly.
+    hibernation_configured: bool = False
 
     @property
     def provider_id(self) -> str:

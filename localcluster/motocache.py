@@ -7,7 +7,8 @@ moto renders anew on every call. That is about 3 s of CPU per launcher start, in
 offerings and moto's spot prices are static data, the same after every reset, so the rendered
 answer is kept per request (action, account, region, parameters) and served again.
 
-It wraps ``EC2Response.call_action`` when a :class:`~localcluster.ec2.MotoEC2` starts; fault
+It wraps ``EC2Response.call_action`` when a :class:`~localcluster.ec2.MotoEC2` starts (and
+installs :mod:`localcluster.motohibernation`, moto's other correction, at the same moment); fault
 injection (:mod:`localcluster.chaos.ec2`) wraps it later, so injected faults still fire on these
 calls. Nothing else is cached: every call that reads or changes state goes to moto.
 """
@@ -36,6 +37,9 @@ def install() -> None:
     global _installed
     from moto.ec2.responses import EC2Response
 
+    from localcluster import motohibernation
+
+    motohibernation.install()
     with _lock:
         if _installed:
             return

@@ -1,7 +1,8 @@
 """The instance catalogue: every usable EC2 instance type with labels, allocatable and offerings.
 
-Built from DescribeInstanceTypes (shape: vCPUs, memory, architectures, GPUs, ENI limits),
-DescribeInstanceTypeOfferings (which zones sell each type) and prices (``pricing``). Allocatable
+Built from DescribeInstanceTypes (shape: vCPUs, memory, architectures, GPUs, ENI limits, whether
+it can hibernate), DescribeInstanceTypeOfferings (which zones sell each type) and prices
+(``pricing``). Allocatable
 is predicted with ``shared.eks``, the same formulas the EKS AMIs and the local kubelets use, so the
 planner's idea of a node matches the node that joins. The catalogue is cached and refreshed in
 the background: the hot path never waits for EC2.
@@ -19,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from launcher.aws.hibernation import can_hibernate
 from launcher.aws.pricing import bundled_prices, estimate_on_demand_price, fetch_spot_prices, on_demand_prices
 from launcher.aws.session import AWSClients
 from launcher.model import ON_DEMAND, SPOT, InstanceType, Offering
@@ -50,6 +52,7 @@ class InstanceTypeInfo:
     accelerators: int = 0  # every GPU or accelerator, for the price estimate
     bare_metal: bool = False
     usage_classes: frozenset[str] = frozenset({ON_DEMAND, SPOT})
+    hibernation_supported: bool = False  # DescribeInstanceTypes' HibernationSupported
 
     @property
     def family(self) -> str:
@@ -105,6 +108,7 @@ def parse_instance_type(raw: Mapping[str, Any]) -> InstanceTypeInfo | None:
         accelerators=accelerators,
         bare_metal=bool(raw.get("BareMetal", False)),
         usage_classes=usage,
+        hibernation_supported=bool(raw.get("HibernationSupported", False)),
     )
 
 
@@ -153,6 +157,7 @@ def build_instance_type(
         capacity=capacity,
         allocatable=allocatable,
         offerings=tuple(offerings),
+        can_hibernate=can_hibernate(info.hibernation_supported, info.memory_mib),
     )
 
 

@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from launcher.aws.hibernation import CONFIGURED, HIBERNATION_TAG, is_configured
 from launcher.aws.nodeclass import ResolvedNodeClass
 from launcher.aws.templates import MANAGED_BY, WarmTemplate, cluster_tags, tag_list
 from launcher.model import (
@@ -107,6 +108,9 @@ def fleet_request(request: LaunchRequest, template: WarmTemplate, cluster: str) 
             f"{list(request.zones)} for types {list(request.instance_types)[:5]}"
         )
     kind = capacity_type(request)
+    tags = instance_tags(request, cluster)
+    if template.hibernation_gib:
+        tags[HIBERNATION_TAG] = CONFIGURED  # it can hibernate: see launcher.aws.hibernation
     params: dict[str, Any] = {
         "Type": "instant",
         "ClientToken": request.client_token,
@@ -117,9 +121,7 @@ def fleet_request(request: LaunchRequest, template: WarmTemplate, cluster: str) 
             }
         ],
         "TargetCapacitySpecification": {"TotalTargetCapacity": 1, "DefaultTargetCapacityType": kind},
-        "TagSpecifications": [
-            {"ResourceType": "instance", "Tags": tag_list(instance_tags(request, cluster))}
-        ],
+        "TagSpecifications": [{"ResourceType": "instance", "Tags": tag_list(tags)}],
     }
     if kind == SPOT:
         params["SpotOptions"] = {"AllocationStrategy": SPOT_STRATEGY}
@@ -211,6 +213,7 @@ def instance_from_response(
             private_dns_name="",
             image_id=template.image_id,
             tags=tags,
+            hibernation_configured=is_configured(tags),
         )
     return None
 

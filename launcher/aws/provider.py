@@ -4,13 +4,18 @@ Composes the catalogue (instance types with offerings and prices), the warm laun
 (kept current by :meth:`AWSCloudProvider.sync`) and CreateFleet. ``list`` finds this cluster's
 instances by tag, so a restarted launcher sees everything it launched; ``delete`` treats an
 instance EC2 no longer knows as already deleted.
+
+The warm pool tells it which NodeClaims are warm fills to hibernate
+(:meth:`AWSCloudProvider.hibernate_fills`): those launch only on types EC2 can hibernate, from
+the hibernation variant of their template (``launcher.aws.hibernation``); every other launch
+uses the plain template.
 """
 
 from __future__ import annotations
 
 import builtins
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
@@ -18,6 +23,7 @@ from botocore.exceptions import ClientError
 
 from launcher.aws.catalogue import InstanceCatalogue
 from launcher.aws.fleet import create_fleet_instance
+from launcher.aws.hibernation import hibernation_ram_gib, is_configured
 from launcher.aws.templates import LaunchTemplates, WarmTemplate
 from launcher.model import ON_DEMAND, SPOT, Instance, InstanceType, LaunchError, LaunchRequest
 from shared import labels
@@ -41,6 +47,7 @@ def instance_from_ec2(raw: Mapping[str, Any]) -> Instance:
     launch_time = raw.get("LaunchTime")
     if not isinstance(launch_time, datetime):
         launch_time = datetime.now(UTC)
+    tags = {t["Key"]: t["Value"] for t in raw.get("Tags", [])}
     return Instance(
         id=str(raw["InstanceId"]),
         instance_type=str(raw.get("InstanceType", "")),
@@ -50,11 +57,12 @@ def instance_from_ec2(raw: Mapping[str, Any]) -> Instance:
         launch_time=launch_time,
         private_dns_name=str(raw.get("PrivateDnsName", "")),
         image_id=str(raw.get("ImageId", "")),
-        tags={t["Key"]: t["Value"] for t in raw.get("Tags", [])},
+        tags=tags,
         subnet_id=str(raw.get("SubnetId", "")),
         security_groups=tuple(
             sorted(str(g["GroupId"]) for g in raw.get("SecurityGroups", []) if "GroupId" in g)
         ),
+        hibernation_configured=is_configured(tags, raw),
     )
 
 
@@ -77,6 +85,12 @@ class AWSCloudProvider:
         self.clients = catalogue.clients
         self.cluster = templates.cluster.name
         self._restricted: tuple[float, frozenset[str], list[InstanceType]] | None = None
+        self._hibernation_fill: Callable[[str], bool] = lambda nodeclaim: False
+
+    def hibernate_fills(self, wanted: Callable[[str], bool]) -> None:
+        """``wanted(nodeclaim)``: whether that claim is a warm fill to hibernate (the warm pool
+        answers from its claims and pools, so a restarted launcher answers the same)."""
+        self._hibernation_fill = wanted
 
     async def sync(
         self, nodeclasses: Iterable[EC2NodeClass], nodepools: Iterable[NodePool]
@@ -93,6 +107,8 @@ class AWSCloudProvider:
                 f"no warm launch template for nodeclass {request.nodeclass}, nodepool {request.nodepool}, "
                 f"architecture {request.architecture}"
             )
+        if self._hibernation_fill(request.nodeclaim):
+            request, template = await self._for_hibernation(request, template)
         instance = await create_fleet_instance(self.clients.ec2, request, template, self.cluster)
         log.info(
             "instance launched",
@@ -102,8 +118,24 @@ class AWSCloudProvider:
             instance_type=instance.instance_type,
             zone=instance.zone,
             capacity_type=instance.capacity_type,
+            hibernation_configured=instance.hibernation_configured,
         )
         return instance
+
+    async def _for_hibernation(
+        self, request: LaunchRequest, template: WarmTemplate
+    ) -> tuple[LaunchRequest, WarmTemplate]:
+        """A warm fill to hibernate: only the types EC2 can hibernate, from the variant of the
+        template with room for the largest one's RAM. None of them: the plain template (the warm
+        pool then stops the instance plainly)."""
+        by_name = {t.name: t for t in self.catalogue.cached()}
+        usable = tuple(n for n in request.instance_types if n in by_name and by_name[n].can_hibernate)
+        ram_gib = hibernation_ram_gib(by_name[n].memory_mib for n in usable)
+        if ram_gib is None:
+            log.info("no instance type of the warm fill can hibernate", nodeclaim=request.nodeclaim)
+            return request, template
+        variant = await self.templates.hibernation_variant(template, ram_gib)
+        return dataclasses.replace(request, instance_types=usable), variant
 
     async def delete(self, instance_id: str) -> None:
         try:

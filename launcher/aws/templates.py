@@ -8,6 +8,10 @@ idempotent and any change (a new AMI, an edited NodeClass or NodePool) yields a 
 templates that no (NodeClass, NodePool) pair needs any more are deleted by their cluster tag.
 The hot path then does a dict lookup and one CreateFleet call.
 
+A pool whose warm pool is Hibernated also has *hibernation variants* of its templates (see
+``launcher.aws.hibernation``), one per RAM size its warm fills needed: made at the first such
+fill, kept by the sync while the pool stays Hibernated and its template current.
+
 :func:`template_data` is pure; :class:`LaunchTemplates` creates, indexes and deletes.
 """
 
@@ -16,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import hashlib
 import math
 from collections.abc import Iterable, Mapping
@@ -25,9 +30,11 @@ from typing import Any, Final
 import orjson
 from botocore.exceptions import ClientError
 
+from launcher.aws.hibernation import RAM_BUCKETS, hibernation_variant
 from launcher.aws.nodeclass import EC2_ARCHITECTURES, NodeClassResolver, ResolvedNodeClass
 from launcher.aws.session import AWSClients
 from launcher.aws.userdata import ClusterInfo, NodeSettings, render_user_data
+from launcher.model import LaunchError
 from shared import labels
 from shared.api.nodeclass import BlockDeviceMapping, EC2NodeClass
 from shared.api.nodepool import NodePool
@@ -63,6 +70,8 @@ class WarmTemplate:
     nodepool: str
     architecture: str
     image_id: str
+    # A hibernation variant for up to this much RAM (GiB); 0: the plain template.
+    hibernation_gib: int = 0
 
     @property
     def key(self) -> TemplateKey:
@@ -177,6 +186,8 @@ class LaunchTemplates:
         self.resolver = resolver
         self.cluster = cluster
         self._index: dict[TemplateKey, WarmTemplate] = {}
+        self._data: dict[str, dict[str, Any]] = {}  # template name -> its LaunchTemplateData
+        self._variants: dict[tuple[str, int], WarmTemplate] = {}  # (template name, RAM GiB)
         self._resolved: dict[str, ResolvedNodeClass] = {}
         self._lock = asyncio.Lock()
 
@@ -220,6 +231,23 @@ class LaunchTemplates:
     def templates(self) -> list[WarmTemplate]:
         return list(self._index.values())
 
+    async def hibernation_variant(self, template: WarmTemplate, ram_gib: int) -> WarmTemplate:
+        """The variant of ``template`` that hibernates up to ``ram_gib`` of RAM, created at its
+        first use (warm fills are not on the hot path). Two launches creating it at once meet at
+        the same name: the second finds the first's template."""
+        found = self._variants.get((template.name, ram_gib))
+        if found is not None:
+            return found
+        data = self._data.get(template.name)
+        if data is None:  # a sync replaced the template meanwhile: the next launch uses the new one
+            raise LaunchError(f"launch template {template.name} is no longer current")
+        variant_data = hibernation_variant(data, template.nodeclass.nodeclass, ram_gib)
+        name = template_name(self.cluster.name, variant_data)
+        template_id = await self._create(name, variant_data, template.nodeclass.name, template.nodepool)
+        variant = dataclasses.replace(template, name=name, id=template_id, hibernation_gib=ram_gib)
+        self._variants[(template.name, ram_gib)] = variant
+        return variant
+
     def resolved(self, nodeclass: str) -> ResolvedNodeClass | None:
         return self._resolved.get(nodeclass)
 
@@ -237,6 +265,8 @@ class LaunchTemplates:
             classes = {c.name: c for c in nodeclasses}
             existing = await self._existing()
             index: dict[TemplateKey, WarmTemplate] = {}
+            data_now: dict[str, dict[str, Any]] = {}
+            variants: dict[tuple[str, int], WarmTemplate] = {}
             resolved_now: dict[str, ResolvedNodeClass] = {}
             for pool in nodepools:
                 nodeclass = classes.get(pool.node_class_ref.name)
@@ -253,17 +283,35 @@ class LaunchTemplates:
                     except Exception as exc:
                         log.warning("nodeclass does not resolve", nodeclass=nodeclass.name, error=str(exc))
                         continue
-                for template in await self._ensure(resolved_now[nodeclass.name], pool, existing):
+                for template, data in await self._ensure(resolved_now[nodeclass.name], pool, existing):
                     index[template.key] = template
-            self._index = index
+                    data_now[template.name] = data
+                    if pool.warm_pool is not None and pool.warm_pool.hibernate:
+                        variants.update(self._kept_variants(template, data, existing))
+            self._index, self._data, self._variants = index, data_now, variants
             self._resolved = resolved_now
-            await self._delete_unused({t.name for t in index.values()}, existing)
+            keep = {t.name for t in index.values()} | {v.name for v in variants.values()}
+            await self._delete_unused(keep, existing)
             return list(index.values())
+
+    def _kept_variants(
+        self, template: WarmTemplate, data: Mapping[str, Any], existing: Mapping[str, str]
+    ) -> dict[tuple[str, int], WarmTemplate]:
+        """The hibernation variants of ``template`` that exist already (made by earlier fills)."""
+        out: dict[tuple[str, int], WarmTemplate] = {}
+        for ram_gib in RAM_BUCKETS:
+            variant_data = hibernation_variant(data, template.nodeclass.nodeclass, ram_gib)
+            name = template_name(self.cluster.name, variant_data)
+            if name in existing:
+                out[(template.name, ram_gib)] = dataclasses.replace(
+                    template, name=name, id=existing[name], hibernation_gib=ram_gib
+                )
+        return out
 
     async def _ensure(
         self, resolved: ResolvedNodeClass, pool: NodePool, existing: dict[str, str]
-    ) -> list[WarmTemplate]:
-        out: list[WarmTemplate] = []
+    ) -> list[tuple[WarmTemplate, dict[str, Any]]]:
+        out: list[tuple[WarmTemplate, dict[str, Any]]] = []
         for arch in sorted(resolved.amis):
             if arch not in EC2_ARCHITECTURES:
                 continue
@@ -271,16 +319,15 @@ class LaunchTemplates:
             name = template_name(self.cluster.name, data)
             template_id = existing.get(name) or await self._create(name, data, resolved.name, pool.name)
             existing[name] = template_id
-            out.append(
-                WarmTemplate(
-                    name=name,
-                    id=template_id,
-                    nodeclass=resolved,
-                    nodepool=pool.name,
-                    architecture=arch,
-                    image_id=data["ImageId"],
-                )
+            template = WarmTemplate(
+                name=name,
+                id=template_id,
+                nodeclass=resolved,
+                nodepool=pool.name,
+                architecture=arch,
+                image_id=data["ImageId"],
             )
+            out.append((template, data))
         return out
 
     async def _create(self, name: str, data: Mapping[str, Any], nodeclass: str, nodepool: str) -> str:

@@ -62,6 +62,7 @@ def nodepool(
     nodeclass_name: str = "default",
     labels: Mapping[str, str] | None = None,
     taints: Sequence[Mapping[str, str]] = (),
+    warm_pool: Mapping[str, Any] | None = None,
 ) -> NodePool:
     template: dict[str, Any] = {
         "spec": {
@@ -72,11 +73,9 @@ def nodepool(
     }
     if labels:
         template["metadata"] = {"labels": dict(labels)}
+    spec: dict[str, Any] = {"template": template}
+    if warm_pool is not None:
+        spec["warmPool"] = dict(warm_pool)
     return NodePool.from_api(
-        {
-            "apiVersion": "jitnode.io/v1",
-            "kind": "NodePool",
-            "metadata": {"name": name},
-            "spec": {"template": template},
-        }
+        {"apiVersion": "jitnode.io/v1", "kind": "NodePool", "metadata": {"name": name}, "spec": spec}
     )

@@ -5,7 +5,8 @@ decides with the pure modules of this package and acts:
 
 - sizing: creates warm NodeClaims up to the desired size (within the pool's limits), deletes the
   surplus and the expired (``expireAfter`` rotates warm instances like nodes); the lifecycle
-  controller launches them like any claim;
+  controller launches them like any claim, but a Hibernated pool's fills on types EC2 can
+  hibernate, ready for it (:meth:`WarmPoolController.hibernates` tells the provider which);
 - each warm claim's next step (``steps``): cordon, evict, delete the Node, StopInstances, park;
 - each claim taken from the pool: StartInstances, uncordon;
 - the pool's ``status.warmPool``, its metrics and its cost both ways.
@@ -51,6 +52,7 @@ from launcher.warmpool.cost import DEFAULT_VOLUME_GIB, WarmInstanceCost, format_
 from launcher.warmpool.sizing import (
     DEFAULT_WINDOW,
     desired_size,
+    hibernating_types,
     is_expired,
     recent_demand,
     surplus_claims,
@@ -82,6 +84,8 @@ class WarmProvider(Protocol):
     async def start(self, instance_id: str) -> None: ...
 
     async def get(self, instance_id: str) -> Instance | None: ...
+
+    def hibernate_fills(self, wanted: Callable[[str], bool]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,18 @@ class WarmPoolController:
         self._created: dict[str, NodeClaim] = {}
         # What each stop answered (Hibernated, or Stopped when EC2 would not hibernate it).
         self._stopped_as: dict[str, str] = {}
+        # Hibernated pools that allow no type EC2 can hibernate (warned about once).
+        self._cannot_hibernate: set[str] = set()
+        provider.hibernate_fills(self.hibernates)
+
+    def hibernates(self, nodeclaim: str) -> bool:
+        """Whether ``nodeclaim`` is a warm fill of a Hibernated pool, to launch ready for hibernation
+        (read from the claim and its pool, so a restarted launcher answers the same)."""
+        claim = self._state.nodeclaims().get(nodeclaim) or self._created.get(nodeclaim)
+        if claim is None or not is_warm(claim):
+            return False
+        pool = self._state.nodepools().get(claim.nodepool or "")
+        return pool is not None and pool.warm_pool is not None and pool.warm_pool.hibernate
 
     async def run(self) -> None:
         wake = self._state.subscribe()
@@ -225,15 +241,20 @@ class WarmPoolController:
             key=lambda c: c.metadata.creation_timestamp or self._now(),
             reverse=True,
         )[:50]
-        chosen = warm_types(
-            requirements,
-            catalogue,
-            recent_types=[c.metadata.labels[labels.INSTANCE_TYPE] for c in recent],
-            existing_types=[_primary_type(c) for c in alive],
-            count=desired - len(alive),
-            target=desired,
-            is_unavailable=self._unavailable.is_unavailable,
-        )
+
+        def choose(types: Mapping[str, InstanceType]) -> list[tuple[str, ...]]:
+            return warm_types(
+                requirements,
+                types,
+                recent_types=[c.metadata.labels[labels.INSTANCE_TYPE] for c in recent],
+                existing_types=[_primary_type(c) for c in alive],
+                count=desired - len(alive),
+                target=desired,
+                is_unavailable=self._unavailable.is_unavailable,
+            )
+
+        chosen = choose(hibernating_types(catalogue)) if self._can_hibernate(pool) else []
+        chosen = chosen or choose(catalogue)
         if not chosen:
             log.warning("no instance type for the warm pool", nodepool=pool.name)
             return
@@ -268,6 +289,27 @@ class WarmPoolController:
             )
             self._created[claim.name] = claim
             self._enqueue(claim)
+
+    def _can_hibernate(self, pool: NodePool) -> bool:
+        """Whether ``pool`` is Hibernated and allows a type EC2 can hibernate; a pool that allows
+        none fills with any type, to be stopped instead (a warning, once until that changes)."""
+        if pool.warm_pool is None or not pool.warm_pool.hibernate:
+            self._cannot_hibernate.discard(pool.name)
+            return False
+        requirements = warm_requirements(pool_requirements(pool, self._zones))
+        possible = any(
+            requirements.compatible(t.requirements()) for t in hibernating_types(self._catalogue()).values()
+        )
+        if possible:
+            self._cannot_hibernate.discard(pool.name)
+        elif pool.name not in self._cannot_hibernate:
+            self._cannot_hibernate.add(pool.name)
+            log.warning(
+                "warm pool cannot hibernate: no instance type it allows supports hibernation; "
+                "its warm instances will be stopped instead",
+                nodepool=pool.name,
+            )
+        return possible
 
     async def _delete(self, claim: NodeClaim, reason: str) -> None:
         log.info("warm nodeclaim deleted", nodeclaim=claim.name, nodepool=claim.nodepool, reason=reason)
@@ -319,13 +361,18 @@ class WarmPoolController:
             bound.info("warm instance parking", instance_id=step.instance_id, state=state)
         elif isinstance(step, steps.Park):
             conditions = set_condition(
-                _conditions(claim), WARM_CONDITION, "True", step.state, "parked in the warm pool", self._now()
+                _conditions(claim), WARM_CONDITION, "True", step.state, step.message, self._now()
             )
             # Guarded by the version read: a claim the planner just took must not be parked again.
             if not await self._write_status(claim, {"conditions": conditions}):
                 return
             self._stopped_as.pop(claim.status.instance_id or "", None)
-            bound.info("warm instance parked", state=step.state, instance_id=claim.status.instance_id)
+            bound.info(
+                "warm instance parked",
+                state=step.state,
+                instance_id=claim.status.instance_id,
+                **({"reason": step.message} if step.message != steps.PARKED else {}),
+            )
         elif isinstance(step, steps.Start):
             await self._start(step.instance_id)
             bound.info("warm instance starting", instance_id=step.instance_id)
@@ -449,7 +496,15 @@ class WarmPoolController:
             counts[state] = counts.get(state, 0) + 1
             instance_type = catalogue.get(claim.metadata.labels.get(labels.INSTANCE_TYPE, ""))
             price = instance_type.cheapest_price(claim.node_requirements()) if instance_type else None
-            costs.append(WarmInstanceCost(RUNNING if state == FILLING else state, price or 0.0, volume))
+            instance = await self._instance_of(claim)
+            memory = (
+                instance_type.memory_mib
+                if instance_type and instance and instance.hibernation_configured
+                else 0
+            )
+            costs.append(
+                WarmInstanceCost(RUNNING if state == FILLING else state, price or 0.0, volume + memory / 1024)
+            )
         current, running = hourly_cost(costs)
         for state, count in counts.items():
             metrics.WARM_INSTANCES.labels(pool.name, state).set(count)

@@ -10,7 +10,8 @@ weighted by how often it picked them, so the warm pool's mix follows the mix dem
 the cheapest type the pool allows with at least ``fallback_cpu`` millicores. Each warm claim lists
 its chosen type first, then the types at least as large, cheapest first, so CreateFleet can fall
 back when the first has no capacity. Warm instances are on-demand: spot instances cannot be
-stopped and started at will.
+stopped and started at will. A Hibernated pool's warm instances are chosen among the types EC2
+can hibernate (:func:`hibernating_types`), when the pool allows any.
 """
 
 from __future__ import annotations
@@ -69,6 +70,11 @@ def surplus_claims(alive: Sequence[NodeClaim], desired: int) -> list[NodeClaim]:
 def warm_requirements(pool_requirements: Requirements) -> Requirements:
     """The pool's requirements narrowed to on-demand capacity (see the module docstring)."""
     return pool_requirements.intersect(Requirements.of(Requirement(labels.CAPACITY_TYPE, "In", (ON_DEMAND,))))
+
+
+def hibernating_types(catalogue: Mapping[str, InstanceType]) -> dict[str, InstanceType]:
+    """The types of ``catalogue`` that EC2 can hibernate (for a Hibernated pool's warm fills)."""
+    return {name: t for name, t in catalogue.items() if t.can_hibernate}
 
 
 def _usable(

@@ -7,7 +7,10 @@ controller launches, registers and initializes a warm claim like any other; from
 filling   the Node joined: cordon it (unschedulable, the ``jitnode.io/warm`` NoSchedule taint,
           ``do-not-disrupt``); once it is Ready (images pulled), evict what landed on it; then
           for Running park it as it is, otherwise delete the Node and stop (or hibernate) the
-          instance, and park it once EC2 says it is stopped;
+          instance, and park it once EC2 says it is stopped. Only an instance launched ready for
+          hibernation (``Instance.hibernation_configured``: a warm fill of a Hibernated pool
+          on a type that can hibernate) is hibernated; any other, such as a node returned to the
+          pool on scale-in, is stopped plainly and parked Stopped, saying why;
 parked    nothing, until the planner takes it;
 taken     start the instance if it is stopped and not yet Ready again (StartInstances only from
           ``stopped``, so a retry after a crash never acts twice); uncordon its Node while it
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from launcher.lifecycle.decisions import node_is_ready
 from launcher.model import Instance
@@ -51,11 +54,16 @@ class Stop:
     hibernate: bool
 
 
+PARKED: Final = "parked in the warm pool"
+
+
 @dataclass(frozen=True)
 class Park:
-    """Record the claim as parked in ``state`` (its ``Warm`` condition turns True)."""
+    """Record the claim as parked in ``state`` (its ``Warm`` condition turns True, ``message``
+    its message)."""
 
     state: str
+    message: str = PARKED
 
 
 @dataclass(frozen=True)
@@ -162,15 +170,19 @@ def next_warm_step(
     if instance.state == "stopping":
         return Wait("stopping")
     parked = parked_state(claim)
+    hibernate = spec.hibernate and instance.hibernation_configured
     if instance.state == "stopped":
-        wanted = stopped_as or (HIBERNATED if spec.hibernate else STOPPED)
-        return Wait("parked") if parked == wanted else Park(wanted)
+        # After a restart (``stopped_as`` unknown) a parked claim keeps the state it recorded: a
+        # hibernation EC2 refused stays Stopped.
+        recorded = parked if parked in (STOPPED, HIBERNATED) else None
+        wanted = stopped_as or recorded or (HIBERNATED if hibernate else STOPPED)
+        return Wait("parked") if parked == wanted else Park(wanted, park_message(spec, wanted, instance))
     # Running.
     if node is None:
         if parked == RUNNING:
             return Retire("the parked node is gone")
         if claim.is_true(INITIALIZED):
-            return Stop(instance.id, spec.hibernate)
+            return Stop(instance.id, hibernate)
         return Wait("joining")
     node_name = str((node.get("metadata") or {}).get("name"))
     if not is_cordoned(node):
@@ -183,6 +195,17 @@ def next_warm_step(
     if not spec.stops:
         return Wait("parked") if parked == RUNNING else Park(RUNNING)
     return DeleteNode(node_name)
+
+
+def park_message(spec: WarmPoolSpec, state: str, instance: Instance) -> str:
+    """The ``Warm`` condition's message: why a Hibernated pool's instance was only stopped."""
+    if not spec.hibernate or state != STOPPED:
+        return PARKED
+    if not instance.hibernation_configured:
+        return (
+            "stopped, not hibernated: not launched for hibernation (a serving node, or no allowed type can)"
+        )
+    return "stopped, not hibernated: EC2 refused to hibernate it"
 
 
 def _taken_step(claim: NodeClaim, instance: Instance | None, node: Obj | None) -> WarmStep:

@@ -127,7 +127,11 @@ def taken(at: datetime = NOW - timedelta(seconds=5), **kwargs: Any) -> NodeClaim
 
 
 def instance(
-    state: str = "running", tags: dict[str, str] | None = None, claim_name: str = "default-warm1"
+    state: str = "running",
+    tags: dict[str, str] | None = None,
+    claim_name: str = "default-warm1",
+    *,
+    hibernation_configured: bool = False,
 ) -> Instance:
     return Instance(
         id="i-warm",
@@ -139,6 +143,7 @@ def instance(
         private_dns_name="ip-10-0-0-1.ec2.internal",
         image_id="ami-1",
         tags={labels.TAG_NODECLAIM: claim_name, **(tags or {})},
+        hibernation_configured=hibernation_configured,
     )
 
 
@@ -313,15 +318,17 @@ def test_filling_cordon_then_evict_then_remove_the_node_then_stop_then_park() ->
     ) == steps.DeleteNode("ip-10-0-0-1.ec2.internal")
     assert steps.next_warm_step(joined, instance(), None, [], STOPPED_SPEC) == steps.Stop("i-warm", False)
     hibernating = WarmPoolSpec(size=1, state=HIBERNATED)
-    assert steps.next_warm_step(joined, instance(), None, [], hibernating) == steps.Stop("i-warm", True)
+    ready = instance(hibernation_configured=True)
+    assert steps.next_warm_step(joined, ready, None, [], hibernating) == steps.Stop("i-warm", True)
     assert steps.next_warm_step(joined, instance("stopping"), None, [], STOPPED_SPEC) == steps.Wait(
         "stopping"
     )
     assert steps.next_warm_step(joined, instance("stopped"), None, [], STOPPED_SPEC) == steps.Park(STOPPED)
-    assert steps.next_warm_step(joined, instance("stopped"), None, [], hibernating) == steps.Park(HIBERNATED)
-    # EC2 would not hibernate it: parked as what the stop answered.
-    step = steps.next_warm_step(joined, instance("stopped"), None, [], hibernating, stopped_as=STOPPED)
-    assert step == steps.Park(STOPPED)
+    stopped_ready = instance("stopped", hibernation_configured=True)
+    assert steps.next_warm_step(joined, stopped_ready, None, [], hibernating) == steps.Park(HIBERNATED)
+    # EC2 would not hibernate it: parked as what the stop answered, saying so.
+    step = steps.next_warm_step(joined, stopped_ready, None, [], hibernating, stopped_as=STOPPED)
+    assert step == steps.Park(STOPPED, "stopped, not hibernated: EC2 refused to hibernate it")
     assert steps.next_warm_step(parked(), instance("stopped"), None, [], STOPPED_SPEC) == steps.Wait("parked")
 
 
