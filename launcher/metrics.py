@@ -78,6 +78,11 @@ WARM_POOL_COST = Gauge(
 WARM_STARTS = Counter(
     "jitnode_launcher_warm_starts_total", "Warm instances the planner took for pending pods", ["nodepool"]
 )
+WARM_REUSED = Counter(
+    "jitnode_launcher_warm_reused_total",
+    "Nodes consolidation drained that went back to their NodePool's warm pool (reuseOnScaleIn)",
+    ["nodepool"],
+)
 INTERRUPTION_MESSAGES = Counter(
     "jitnode_launcher_interruption_messages_total",
     "Interruption queue messages by event (SpotInterrupted, InstanceStopping..., invalid) and what it asked",

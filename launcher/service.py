@@ -243,6 +243,7 @@ class LauncherService:
             replacer=ClaimReplacer(NodeClaimWriter(api), on_created=self.claims.enqueue),
             nodeclass_zones=self.nodeclass_zones,
             settings=DisruptionSettings(repair=NodeRepairSettings.from_config(config.repair)),
+            reclaimer=self.warm_pools,  # reuseOnScaleIn
         )
         # Interruption notices from the SQS queue (docs/interruption.md), when one is configured.
         self.interruption = self._interruption_controller(config, api, clients)

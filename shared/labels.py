@@ -86,3 +86,6 @@ SCHEDULING_DISABLED: Final = "disabled"
 WARM_LABEL: Final = "jitnode.io/warm"
 WARM_TAINT: Final = "jitnode.io/warm"
 WARM_SERVES_ANNOTATION: Final = "jitnode.io/warm-serves"
+# On a claim returned to the warm pool on scale-in (reuseOnScaleIn): when it went back. It was
+# launched for demand, so the pool's sizing still counts it as demand.
+WARM_RETURNED_ANNOTATION: Final = "jitnode.io/warm-returned"

@@ -823,8 +823,11 @@ class Simulation:
             return
         target = self._pool_target()
         count = self._pool_count()
-        if count < target:
-            for type_name in self._fill_types(target - count):
+        # As the launcher: with reuse on scale-in, fills keep only the floor; scale-in returns
+        # the rest of what demand asks for (``launcher.warmpool.controller``).
+        fill_to = min(target, warm.size) if warm.reuse_on_scale_in else target
+        if count < fill_to:
+            for type_name in self._fill_types(fill_to - count):
                 node = self._new_node(type_name, "filling")
                 self._at(self.now + self._sample("fill", self.settings.boot.cold), "warmed", node.id)
         elif count > target:

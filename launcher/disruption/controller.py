@@ -31,10 +31,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from kubernetes_asyncio import client
 
@@ -61,6 +63,7 @@ from launcher.provisioning.inputs import (
     unknown_zones,
 )
 from launcher.state import LauncherState
+from launcher.warmpool.claims import is_warm
 from shared.api._fields import format_time
 from shared.api.nodeclaim import INITIALIZED, NodeClaim
 from shared.api.nodepool import NodePool
@@ -79,6 +82,12 @@ ROUND_PACING = 3.0
 
 def _no_demand() -> Mapping[str, PodDemand]:
     return {}
+
+
+class Reclaimer(Protocol):
+    """Takes a drained node back into its pool's warm pool (``launcher.warmpool``), or says no."""
+
+    async def reclaim(self, nodeclaim: str, node: str, reason: str) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -113,8 +122,10 @@ class DisruptionController:
         settings: DisruptionSettings | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         nodeclass_zones: NodeClassZones = unknown_zones,
+        reclaimer: Reclaimer | None = None,
     ) -> None:
         self._state = state
+        self.reclaimer = reclaimer  # reuseOnScaleIn: set once the warm pools exist
         self._claims = claims
         self._events = events
         self._catalogue = catalogue
@@ -408,6 +419,10 @@ class DisruptionController:
                 claim = claims_by_node(self._state.nodeclaims().values(), {node_name: node}).get(node_name)
                 if claim is None or claim.metadata.deletion_timestamp is not None:
                     return  # not ours, or already terminating: the lifecycle controller finishes
+                if is_warm(claim):  # returned to the warm pool, and the mark survived a crash
+                    await self.drainer.unmark(node_name)
+                    self._marks.pop(node_name, None)
+                    return
                 waiting = self._replacements_pending(mark, now)
                 # An interruption notice: the node goes by its deadline, replacements or not.
                 if waiting is not False and self._out_of_time(mark, now, waiting):
@@ -427,7 +442,12 @@ class DisruptionController:
                 if mark.reason == UNHEALTHY:
                     grace = timedelta(0)  # a repair evicts nothing: the pods go with the Node
                 target = DrainTarget(node_name, claim.name, claim.nodepool or "", mark, grace)
-                await self.drainer.drain(target)
+                reclaim = (
+                    functools.partial(self.reclaimer.reclaim, claim.name, node_name, mark.reason)
+                    if self.reclaimer is not None
+                    else None
+                )
+                await self.drainer.drain(target, reclaim)
                 return
         except asyncio.CancelledError:
             raise

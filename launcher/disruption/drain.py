@@ -17,7 +17,9 @@ Rules (Karpenter's, and the ones users rely on):
   ``terminationGracePeriod`` (counted from the mark) has elapsed: then the NodeClaim is deleted
   anyway, as Karpenter does. Without a grace period it waits as long as it takes, logging.
 - The last step deletes the NodeClaim; the lifecycle controller terminates the instance, deletes
-  the Node and removes the claim's finalizer.
+  the Node and removes the claim's finalizer. Unless ``reclaim`` takes a drained node back into
+  its pool's warm pool (``reuseOnScaleIn``, see ``launcher.warmpool.reuse``): then the claim stays
+  and the warm pool parks its instance.
 
 Every step is logged with node, nodeclaim and nodepool bound, and recorded as an Event on the Node.
 """
@@ -27,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -210,8 +212,9 @@ class Drainer:
 
     # Draining -------------------------------------------------------------------------------
 
-    async def drain(self, target: DrainTarget) -> bool:
-        """Evict until the node holds no evictable pod or the grace period ends; delete the claim.
+    async def drain(self, target: DrainTarget, reclaim: Callable[[], Awaitable[bool]] | None = None) -> bool:
+        """Evict until the node holds no evictable pod or the grace period ends; delete the claim,
+        unless ``reclaim`` (asked once the node is drained) kept it for the warm pool.
 
         Returns True when the node was drained, False when the grace period cut it short.
         """
@@ -237,6 +240,10 @@ class Drainer:
         if drained:
             bound.info("drained")
             await self._events.record(ref, NORMAL, "Drained", f"node drained ({target.mark.reason})")
+            if reclaim is not None and await reclaim():
+                message = f"nodeclaim {target.nodeclaim} goes back to the warm pool"
+                await self._events.record(ref, NORMAL, "ReturnedToWarmPool", message)
+                return drained
         await self._claims.delete(target.nodeclaim)
         bound.info("nodeclaim deleted")
         await self._events.record(

@@ -38,7 +38,7 @@ from launcher.provisioning.claims import claim_name, nodeclaim_body
 from launcher.provisioning.inputs import NodeClassZones, pool_requirements, pool_usage, unknown_zones
 from launcher.state import LauncherState
 from launcher.status import conditions as condition_set
-from launcher.warmpool import steps
+from launcher.warmpool import reuse, steps
 from launcher.warmpool.claims import (
     ACTIVATED,
     WARM_CONDITION,
@@ -60,6 +60,7 @@ from launcher.warmpool.sizing import (
     warm_types,
 )
 from shared import labels
+from shared.api._fields import format_time
 from shared.api.meta import Condition
 from shared.api.nodeclaim import INITIALIZED, REGISTERED, NodeClaim
 from shared.api.nodepool import NodePool
@@ -217,13 +218,16 @@ class WarmPoolController:
         desired = desired_size(spec, recent_demand(pool_claims, now, self.settings.demand_window))
         if pool.warm_pool is None:
             desired = 0
+        # With reuseOnScaleIn, fills keep only the floor: the rest of what demand asks for comes
+        # back from scale-in, already booted, rather than being launched beside it.
+        fill_to = min(desired, spec.size) if spec.reuse_on_scale_in else desired
         if len(alive) > desired:
             surplus = surplus_claims(alive, desired)
             for claim in surplus:
                 await self._delete(claim, f"the pool wants {desired} warm instances")
             alive = [c for c in alive if c not in surplus]
-        elif len(alive) < desired:
-            await self._fill(pool, desired, alive, pool_claims, all_claims)
+        elif len(alive) < fill_to:
+            await self._fill(pool, fill_to, alive, pool_claims, all_claims)
         await self._report(pool, desired, alive)
 
     async def _fill(
@@ -483,6 +487,60 @@ class WarmPoolController:
                 await self._nodes.patch(str(node["metadata"]["name"]), steps.uncordon(node))
         except Exception as error:  # the reconcile retries it
             log.warning("warm instance not started yet", nodeclaim=claim.name, error=str(error))
+
+    # Reuse on scale-in ----------------------------------------------------------------------
+
+    async def reclaim(self, nodeclaim: str, node: str, reason: str) -> bool:
+        """``reuseOnScaleIn``: take a node consolidation has drained back into its pool's warm
+        pool (``reuse``), to be parked like a fill; False leaves it to be deleted.
+
+        The claim is written first, its ``jitnode.io/warm`` label last: the commit point. Then
+        the Node loses the disruption mark and is cordoned for the pool in one patch. A crash in
+        between leaves a warm claim whose node the disruption controller unmarks and the steps
+        cordon."""
+        claim = self._state.nodeclaims().get(nodeclaim)
+        if claim is None:
+            return False
+        pool = self._state.nodepools().get(claim.nodepool or "")
+        now = self._now()
+        pool_claims = [c for c in self._state.nodeclaims().values() if c.nodepool == claim.nodepool]
+        warm = sum(1 for c in pool_claims if is_warm(c) and c.metadata.deletion_timestamp is None)
+        spec = pool.warm_pool if pool is not None else None
+        demand = recent_demand(pool_claims, now, self.settings.demand_window)
+        desired = desired_size(spec, demand) if spec is not None else 0
+        bound = log.bind(nodeclaim=nodeclaim, node=node, nodepool=claim.nodepool)
+        why = reuse.refusal(claim, pool, warm, desired, reason, now)
+        if why is not None:
+            bound.info("not returned to the warm pool", why=why)
+            return False
+        conditions = [c for c in _conditions(claim) if c.get("type") != WARM_CONDITION]
+        try:
+            version = claim.metadata.resource_version
+            await self._status.nodeclaim(nodeclaim, {"conditions": conditions}, version)
+            await self._claims.patch(
+                nodeclaim,
+                {
+                    "metadata": {
+                        "labels": {labels.WARM_LABEL: "true"},
+                        "annotations": {
+                            labels.WARM_SERVES_ANNOTATION: None,
+                            labels.WARM_RETURNED_ANNOTATION: format_time(now),
+                        },
+                    }
+                },
+            )
+        except ApiException as error:
+            bound.warning("not returned to the warm pool", status=error.status, error=str(error.reason))
+            return False
+        metrics.WARM_REUSED.labels(claim.nodepool or "").inc()
+        bound.info("returned to the warm pool", reason=reason, warm=warm + 1, desired=desired)
+        current = self._state.nodes().get(node)
+        if current is not None:
+            try:
+                await self._nodes.patch(node, steps.with_cordon(reuse.unmarked(current), current))
+            except ApiException as error:  # the steps cordon it; the disruption round unmarks it
+                bound.warning("returned node not cordoned yet", status=error.status, error=str(error.reason))
+        return True
 
     # Status ---------------------------------------------------------------------------------
 

@@ -36,11 +36,12 @@ IsUnavailable = Callable[[str, str, str], bool]
 
 
 def recent_demand(claims: Iterable[NodeClaim], now: datetime, window: timedelta = DEFAULT_WINDOW) -> int:
-    """Nodes the pool gained within ``window``: claims taken from the warm pool, and cold claims."""
+    """Nodes the pool gained within ``window``: claims taken from the warm pool, and cold claims
+    (also once returned to the pool on scale-in)."""
     count = 0
     for claim in claims:
-        if is_warm(claim):
-            continue
+        if is_warm(claim) and labels.WARM_RETURNED_ANNOTATION not in claim.metadata.annotations:
+            continue  # a fill; a node returned on scale-in was launched for demand, and counts
         at = activated_at(claim) or claim.metadata.creation_timestamp
         if at is not None and now - at <= window:
             count += 1
