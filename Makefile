@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(BIN)/python -m cli demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $${JITNODE_TEST_WORKERS:-2}
 
 # The HTTP fuzz tests (tests/fuzz) with many more examples than CI's bounded run.
 fuzz: $(STAMP)

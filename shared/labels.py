@@ -89,3 +89,6 @@ WARM_SERVES_ANNOTATION: Final = "jitnode.io/warm-serves"
 # On a claim returned to the warm pool on scale-in (reuseOnScaleIn): when it went back. It was
 # launched for demand, so the pool's sizing still counts it as demand.
 WARM_RETURNED_ANNOTATION: Final = "jitnode.io/warm-returned"
+# On a claim taken from the warm pool in a hedged start (``spec.warmPool.hedgedStarts``): the claim
+# the start was for. Whichever of them ends up empty goes back to the pool.
+WARM_HEDGED_ANNOTATION: Final = "jitnode.io/warm-hedged"

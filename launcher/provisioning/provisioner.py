@@ -35,7 +35,9 @@ from launcher.provisioning.claims import claim_name, nodeclaim_body
 from launcher.provisioning.inputs import NodeClassZones, build_plan, unknown_zones
 from launcher.state import LauncherState
 from launcher.warmpool import claims as warm
+from launcher.warmpool import hedging
 from launcher.warmpool.candidates import activations
+from launcher.warmpool.hedging import spares
 from shared import labels
 from shared.api.nodeclaim import NodeClaim
 from shared.crashpoints import CLAIM_CREATED, PLAN_PARTLY_CREATED, crash_point
@@ -43,11 +45,13 @@ from shared.demand import PodDemand
 from shared.events import WARNING, EventRecorder
 from shared.logs import get_logger
 from shared.requirements import Requirement
-from shared.resources import Resources
+from shared.resources import EMPTY, Resources
 from shared.tasks import within
 
 # Takes warm claim ``name`` from its pool for ``pods`` (requesting ``requests``); None if it can't.
-TakeWarm = Callable[[str, Sequence[str], Resources], Awaitable[NodeClaim | None]]
+# ``hedge``: the claim is taken in a hedged start, for the claim named (its own name for the
+# claim the pods were planned on; see ``launcher.warmpool.hedging``).
+TakeWarm = Callable[[str, Sequence[str], Resources, str | None], Awaitable[NodeClaim | None]]
 
 
 def source_kind(name: str) -> str:
@@ -256,8 +260,19 @@ class Provisioner:
         if self._take_warm is None:
             return
         names = {n for n, c in known.items() if warm.is_warm(c)} - self._recent.keys()
-        for name, (uids, requests) in activations(plan.covered, names, demand).items():
-            taken = await self._take_warm(name, uids, requests)
+        wanted = activations(plan.covered, names, demand)
+        # Parked claims taken for real pods bring spares along (``hedgedStarts``).
+        for_pods = [known[n] for n, (uids, _) in wanted.items() if any(not is_buffer_uid(u) for u in uids)]
+        pools = self._state.nodepools()
+        spare = spares(for_pods, (known[n] for n in names - wanted.keys()), pools, self._catalogue.get())
+        hedge = next((c.name for c in for_pods if spare), None)  # the spares stand in for all of them
+        hedged = {c.name for c in for_pods if hedging.hedgeable(c, pools)} if spare else set()
+        for name, (uids, requests) in wanted.items():
+            taken = await self._take_warm(name, uids, requests, name if name in hedged else None)
+            if taken is not None:
+                self._recent[taken.name] = taken
+        for claim in spare:
+            taken = await self._take_warm(claim.name, (), EMPTY, hedge)
             if taken is not None:
                 self._recent[taken.name] = taken
 

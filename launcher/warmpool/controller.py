@@ -49,6 +49,7 @@ from launcher.warmpool.claims import (
     starting,
 )
 from launcher.warmpool.cost import DEFAULT_VOLUME_GIB, WarmInstanceCost, format_dollars, hourly_cost
+from launcher.warmpool.hedging import is_spare, on_loan
 from launcher.warmpool.sizing import (
     DEFAULT_WINDOW,
     desired_size,
@@ -221,6 +222,10 @@ class WarmPoolController:
         # With reuseOnScaleIn, fills keep only the floor: the rest of what demand asks for comes
         # back from scale-in, already booted, rather than being launched beside it.
         fill_to = min(desired, spec.size) if spec.reuse_on_scale_in else desired
+        # Instances lent in hedged starts come back when emptied: not refilled meanwhile.
+        window = self.settings.demand_window
+        lent = sum(1 for c in pool_claims if not c.metadata.deletion_timestamp and on_loan(c, now, window))
+        fill_to = max(0, fill_to - lent)
         if len(alive) > desired:
             surplus = surplus_claims(alive, desired)
             for claim in surplus:
@@ -427,16 +432,20 @@ class WarmPoolController:
 
     # Taking a warm instance -----------------------------------------------------------------
 
-    async def activate(self, name: str, pods: Sequence[str], requests: Resources) -> NodeClaim | None:
+    async def activate(
+        self, name: str, pods: Sequence[str], requests: Resources, hedge: str | None = None
+    ) -> NodeClaim | None:
         """Take warm claim ``name`` from its pool for ``pods``; returns it as now written, or None
-        when it could not be taken (gone, taken, or changed meanwhile): the pods are planned again."""
+        when it could not be taken (gone, taken, or changed meanwhile): the pods are planned again.
+        ``hedge``: taken in a hedged start for that claim (``hedging``); it goes back when emptied."""
         claim = self._state.nodeclaims().get(name)
         if claim is None or not is_warm(claim) or claim.metadata.deletion_timestamp is not None:
             return None
         now = self._now()
+        why = f"started for {len(pods)} pods" if pods or hedge is None else f"started as a spare for {hedge}"
         starting = Condition(REGISTERED, "Unknown", "Starting", "started from the warm pool")
         wanted = [
-            Condition(WARM_CONDITION, "False", ACTIVATED, f"started for {len(pods)} pods"),
+            Condition(WARM_CONDITION, "False", ACTIVATED, why),
             starting,
             Condition(INITIALIZED, "Unknown", "Starting", "started from the warm pool"),
         ]
@@ -450,7 +459,10 @@ class WarmPoolController:
                 {
                     "metadata": {
                         "labels": {labels.WARM_LABEL: None},
-                        "annotations": {labels.WARM_SERVES_ANNOTATION: serves_annotation(pods, requests)},
+                        "annotations": {
+                            labels.WARM_SERVES_ANNOTATION: serves_annotation(pods, requests),
+                            labels.WARM_HEDGED_ANNOTATION: hedge,
+                        },
                     }
                 },
             )
@@ -524,7 +536,9 @@ class WarmPoolController:
                         "labels": {labels.WARM_LABEL: "true"},
                         "annotations": {
                             labels.WARM_SERVES_ANNOTATION: None,
-                            labels.WARM_RETURNED_ANNOTATION: format_time(now),
+                            labels.WARM_HEDGED_ANNOTATION: None,
+                            # A spare was lent, not launched for demand: it counts as none.
+                            labels.WARM_RETURNED_ANNOTATION: None if is_spare(claim) else format_time(now),
                         },
                     }
                 },

@@ -7,7 +7,9 @@ wants another instance, and is then parked like a fill (cordon, delete the Node,
 seconds, as it would any warm instance.
 
 Only capacity that is merely surplus goes back. A node that expired, drifted, was interrupted or
-is being repaired must go, and goes; so does one whose claim is being deleted.
+is being repaired must go, and goes; so does one whose claim is being deleted. An instance taken
+from the pool in a hedged start (``hedging``) goes back whatever ``reuseOnScaleIn`` says: it was
+only lent.
 """
 
 from __future__ import annotations
@@ -33,8 +35,9 @@ def refusal(
     """Why the claim may not go back to the warm pool, or None when it goes back. ``warm`` is the
     pool's warm instances now (filling or parked), ``desired`` the size it wants."""
     spec = pool.warm_pool if pool is not None else None
-    if spec is None or not spec.reuse_on_scale_in:
-        return "its nodepool does not reuse nodes on scale-in"
+    lent = labels.WARM_HEDGED_ANNOTATION in claim.metadata.annotations
+    if spec is None or not (spec.reuse_on_scale_in or lent):
+        return "its nodepool does not reuse nodes on scale-in (and it was not started hedged)"
     if reason not in SURPLUS_REASONS:
         return f"it was disrupted as {reason}, not as surplus"
     if is_warm(claim) or claim.metadata.deletion_timestamp is not None:

@@ -42,6 +42,9 @@ def recent_demand(claims: Iterable[NodeClaim], now: datetime, window: timedelta 
     for claim in claims:
         if is_warm(claim) and labels.WARM_RETURNED_ANNOTATION not in claim.metadata.annotations:
             continue  # a fill; a node returned on scale-in was launched for demand, and counts
+        hedge = claim.metadata.annotations.get(labels.WARM_HEDGED_ANNOTATION)
+        if hedge is not None and hedge != claim.name:
+            continue  # a hedged start's spare: no pod asked for it
         at = activated_at(claim) or claim.metadata.creation_timestamp
         if at is not None and now - at <= window:
             count += 1

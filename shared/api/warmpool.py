@@ -24,13 +24,15 @@ DECIMAL_PATTERN: Final = r"^[0-9]+(\.[0-9]+)?$"
 
 SPEC_PATH: Final = "spec.warmPool"
 STATUS_PATH: Final = "status.warmPool"
-SPEC_KEYS: Final = frozenset({"size", "maxSize", "state", "reuseOnScaleIn"})
+SPEC_KEYS: Final = frozenset({"size", "maxSize", "state", "reuseOnScaleIn", "hedgedStarts"})
+MAX_HEDGED_STARTS: Final = 4
 STATUS_KEYS: Final = frozenset({"warm", "filling", "desired", "hourlyCost", "hourlyCostRunning"})
 ENUMS: Final[Mapping[str, tuple[str, ...]]] = {f"{SPEC_PATH}.state": WARM_STATES}
 DEFAULTS: Final[Mapping[str, object]] = {
     f"{SPEC_PATH}.size": 0,
     f"{SPEC_PATH}.state": STOPPED,
     f"{SPEC_PATH}.reuseOnScaleIn": False,
+    f"{SPEC_PATH}.hedgedStarts": 0,
 }
 
 
@@ -39,7 +41,8 @@ class WarmPoolSpec:
     """How many warm instances a pool keeps, and in which state.
 
     ``size`` is always kept; up to ``max_size`` (None: ``size``) are kept while recent demand
-    asks for more. ``reuse_on_scale_in`` returns an emptied node to the pool instead of
+    asks for more. ``hedged_starts`` spares start beside each parked instance taken for pods
+    (``launcher.warmpool.hedging``). ``reuse_on_scale_in`` returns an emptied node to the pool instead of
     terminating it.
     """
 
@@ -47,6 +50,7 @@ class WarmPoolSpec:
     max_size: int | None = None
     state: str = STOPPED
     reuse_on_scale_in: bool = False
+    hedged_starts: int = 0
 
     @property
     def upper(self) -> int:
@@ -65,6 +69,7 @@ class WarmPoolSpec:
     def to_api(self) -> dict[str, Any]:
         out: dict[str, Any] = {"size": self.size, "state": self.state}
         out["reuseOnScaleIn"] = self.reuse_on_scale_in
+        out["hedgedStarts"] = self.hedged_starts
         if self.max_size is not None:
             out["maxSize"] = self.max_size
         return out
@@ -100,10 +105,15 @@ def parse_warm_pool(raw: Mapping[str, Any], check: Checker) -> WarmPoolSpec | No
     max_size = check.integer(raw, "maxSize", path, minimum=0, maximum=MAX_WARM_POOL_SIZE)
     state = check.string(raw, "state", path, enum=WARM_STATES)
     reuse = check.boolean(raw, "reuseOnScaleIn", path)
+    hedged = check.integer(raw, "hedgedStarts", path, minimum=0, maximum=MAX_HEDGED_STARTS)
     if size is not None and max_size is not None and size > max_size:
         check.error(join(path, "maxSize"), f"must be at least size ({size})")
     return WarmPoolSpec(
-        size=size or 0, max_size=max_size, state=state or STOPPED, reuse_on_scale_in=bool(reuse)
+        size=size or 0,
+        max_size=max_size,
+        state=state or STOPPED,
+        reuse_on_scale_in=bool(reuse),
+        hedged_starts=hedged or 0,
     )
 
 
