@@ -8,11 +8,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from launcher.aws.session import AWSSettings
+from launcher.aws.catalogue import CatalogueSettings, InstanceCatalogue
+from launcher.aws.nodeclass import NodeClassResolver, ResolverSettings
+from launcher.aws.provider import AWSCloudProvider
+from launcher.aws.session import AWSClients, AWSSettings
+from launcher.aws.templates import LaunchTemplates
 from launcher.aws.userdata import ClusterInfo
 from shared.api.nodeclass import EC2NodeClass
 from shared.api.nodepool import NodePool
 
+TEST_ROLE = "KarpenterNodeRole-test"
 TEST_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
@@ -28,6 +33,25 @@ def moto_settings(endpoint: str, region: str = "us-east-1") -> AWSSettings:
         pricing_timeout=1.0,
         **TEST_CREDENTIALS,
     )
+
+
+async def synced_provider(
+    clients: AWSClients,
+    cluster: str,
+    nodepools: Sequence[NodePool],
+    instance_types: Sequence[str] | None = None,
+) -> AWSCloudProvider:
+    """A provider against moto with ``TEST_ROLE`` created and its warm templates synced for the
+    default NodeClass and ``nodepools`` (the catalogue limited to ``instance_types``, if given)."""
+    await clients.iam.create_role(RoleName=TEST_ROLE, AssumeRolePolicyDocument="{}")
+    resolver = NodeClassResolver(clients, ResolverSettings(cluster=cluster))
+    templates = LaunchTemplates(clients, resolver, cluster_info(cluster))
+    settings = (
+        CatalogueSettings(instance_types=tuple(instance_types)) if instance_types else CatalogueSettings()
+    )
+    provider = AWSCloudProvider(InstanceCatalogue(clients, settings), templates)
+    await provider.sync([nodeclass(role=TEST_ROLE)], nodepools)
+    return provider
 
 
 def cluster_info(name: str) -> ClusterInfo:

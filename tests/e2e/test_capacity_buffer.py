@@ -17,14 +17,11 @@ import pytest
 from kubernetes_asyncio import client
 
 from launcher.buffers.decisions import is_buffer_uid
-from launcher.kube import MERGE_PATCH
-from localcluster.demo.seed import load_seed
 from localcluster.stack import JitnodeStack
 from shared import pods
 from shared.api.capacitybuffer import BUFFER_GROUP, BUFFER_PLURAL, BUFFER_VERSION
-from shared.api.group import API_GROUP, API_VERSION, NODEPOOL_PLURAL
 from shared.resources import Resources
-from tests.e2e.test_provisioning import inflate
+from tests.e2e.test_provisioning import inflate, patch_seed_pool
 
 pytestmark = pytest.mark.slow
 
@@ -175,15 +172,7 @@ async def test_a_capacity_buffer_keeps_no_more_than_its_own_room_when_pods_leave
     _, before = await _scale_into_the_buffer(stack)
     await _wait_refilled(stack, before)
     full = await _claims(stack)
-    pool = load_seed(stack.cluster.network.cluster).nodepool["metadata"]["name"]
-    await client.CustomObjectsApi(stack.api).patch_cluster_custom_object(
-        API_GROUP,
-        API_VERSION,
-        NODEPOOL_PLURAL,
-        pool,
-        {"spec": {"disruption": {"consolidateAfter": "5s"}}},
-        _content_type=MERGE_PATCH,
-    )  # type: ignore[call-arg]  # the bundled stubs omit _content_type; the client accepts it
+    await patch_seed_pool(stack, {"spec": {"disruption": {"consolidateAfter": "5s"}}})
     apps: Any = client.AppsV1Api(stack.api)
     await apps.patch_namespaced_deployment_scale("inflate", "default", {"spec": {"replicas": 0}})
 

@@ -12,8 +12,11 @@ from typing import Any
 import pytest
 from kubernetes_asyncio import client
 
+from launcher.kube import MERGE_PATCH
+from localcluster.demo.seed import load_seed
 from localcluster.stack import JitnodeStack
 from shared import labels
+from shared.api.group import API_GROUP, API_VERSION, NODEPOOL_PLURAL
 
 pytestmark = pytest.mark.slow
 
@@ -41,6 +44,15 @@ def inflate(replicas: int) -> dict[str, Any]:
             },
         },
     }
+
+
+async def patch_seed_pool(stack: JitnodeStack, patch: dict[str, Any]) -> None:
+    """Merge-patch the seed's NodePool (as the stack applied it)."""
+    assert stack.api is not None
+    pool = load_seed(stack.cluster.network.cluster).nodepool["metadata"]["name"]
+    await client.CustomObjectsApi(stack.api).patch_cluster_custom_object(
+        API_GROUP, API_VERSION, NODEPOOL_PLURAL, pool, patch, _content_type=MERGE_PATCH
+    )  # type: ignore[call-arg]  # the bundled stubs omit _content_type; the client accepts it
 
 
 async def _pods(api: client.ApiClient) -> list[Any]:

@@ -16,11 +16,9 @@ from typing import Any
 import pytest
 from kubernetes_asyncio import client
 
-from launcher.kube import MERGE_PATCH
-from localcluster.demo.seed import load_seed
 from localcluster.stack import JitnodeStack
-from shared.api.group import API_GROUP, API_VERSION, NODEPOOL_PLURAL
-from tests.e2e.test_provisioning import inflate
+from shared.api.group import API_GROUP, API_VERSION
+from tests.e2e.test_provisioning import inflate, patch_seed_pool
 
 pytestmark = pytest.mark.slow
 
@@ -60,15 +58,8 @@ async def _pods_gone(stack: JitnodeStack) -> bool:
 
 async def test_a_dip_within_the_window_keeps_the_nodes_and_they_go_after_it(stack: JitnodeStack) -> None:
     assert stack.api is not None
-    pool = load_seed(stack.cluster.network.cluster).nodepool["metadata"]["name"]
-    await client.CustomObjectsApi(stack.api).patch_cluster_custom_object(
-        API_GROUP,
-        API_VERSION,
-        NODEPOOL_PLURAL,
-        pool,
-        {"spec": {"disruption": {"consolidateAfter": "2s", "stabilizationWindow": f"{WINDOW_S}s"}}},
-        _content_type=MERGE_PATCH,
-    )  # type: ignore[call-arg]  # the bundled stubs omit _content_type; the client accepts it
+    window = {"consolidateAfter": "2s", "stabilizationWindow": f"{WINDOW_S}s"}
+    await patch_seed_pool(stack, {"spec": {"disruption": window}})
     apps: Any = client.AppsV1Api(stack.api)
     await apps.create_namespaced_deployment("default", inflate(REPLICAS))
     await stack.cluster.wait_for(lambda: _running_on(stack), timeout=120, interval=0.3)

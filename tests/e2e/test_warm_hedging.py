@@ -11,28 +11,15 @@ Teardown leaves no instance.
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 from typing import Any
 
 import pytest
 from kubernetes_asyncio import client
 
-from localcluster.demo.seed import load_seed
 from localcluster.ec2 import MotoEC2
-from localcluster.kubelet import KubeletConfig
-from localcluster.stack import JitnodeStack, StackSettings
 from shared import labels
 from tests.e2e.test_provisioning import inflate
-from tests.e2e.test_warm_pool import (
-    BOOT_FROM_STOPPED,
-    CUSTOM,
-    TYPES,
-    _claims,
-    _condition,
-    _ours,
-    _record_calls,
-)
+from tests.e2e.test_warm_pool import _claims, _condition, _ours, tear_down_and_check_nothing_left, warm_stack
 
 pytestmark = pytest.mark.slow
 
@@ -49,19 +36,10 @@ def _parked(claims: list[dict[str, Any]]) -> list[dict[str, Any]]:
 async def test_a_hedged_start_runs_the_pod_on_the_first_ready_and_parks_the_other(
     moto_server: MotoEC2,
 ) -> None:
-    kubelet = dataclasses.replace(KubeletConfig.immediate(), boot_from_stopped_delay=BOOT_FROM_STOPPED)
-    settings = StackSettings(instance_types=TYPES, kubelet=kubelet, leak_grace=5.0, leak_interval=2.0)
-    async with JitnodeStack(settings, ec2=moto_server) as stack:
+    warm_pool = {"size": 2, "maxSize": 2, "state": "Stopped", "hedgedStarts": 1}
+    async with warm_stack(moto_server, warm_pool, consolidate_after="2s") as (stack, calls):
         api = stack.api
         assert api is not None
-        calls: list[str] = []
-        _record_calls(stack, calls)
-        seed = load_seed(stack.cluster.network.cluster)
-        await stack.apply_nodeclass(seed.nodeclass)
-        pool = copy.deepcopy(seed.nodepool)
-        pool["spec"]["warmPool"] = {"size": 2, "maxSize": 2, "state": "Stopped", "hedgedStarts": 1}
-        pool["spec"]["disruption"]["consolidateAfter"] = "2s"
-        await stack.apply_nodepool(pool)
         core = client.CoreV1Api(api)
 
         async def two_parked() -> bool:
@@ -100,13 +78,4 @@ async def test_a_hedged_start_runs_the_pod_on_the_first_ready_and_parks_the_othe
         assert (await running()) is not None
 
         # Teardown: nothing left, running or stopped.
-        custom = client.CustomObjectsApi(api)
-        await apps.delete_namespaced_deployment("inflate", "default")
-        await custom.delete_cluster_custom_object(*CUSTOM, "nodepools", "default")
-        for claim in await _claims(api):
-            await custom.delete_cluster_custom_object(*CUSTOM, "nodeclaims", claim["metadata"]["name"])
-
-        async def gone() -> bool:
-            return not await _ours(stack) and not await _claims(api)
-
-        await stack.cluster.wait_for(gone, timeout=60)
+        await tear_down_and_check_nothing_left(stack)

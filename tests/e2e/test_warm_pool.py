@@ -14,8 +14,10 @@ EC2 calls are observed with a botocore event hook on the launcher's own client, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import dataclasses
+from collections.abc import AsyncIterator
 from typing import Any, Final
 
 import pytest
@@ -56,6 +58,45 @@ async def _claims(api: client.ApiClient) -> list[dict[str, Any]]:
     return items
 
 
+@contextlib.asynccontextmanager
+async def warm_stack(
+    moto_server: MotoEC2, warm_pool: dict[str, Any], consolidate_after: str | None = None
+) -> AsyncIterator[tuple[JitnodeStack, list[str]]]:
+    """The stack with the seed's NodeClass and its pool given ``warm_pool`` (and a shorter
+    ``consolidateAfter``), started from stopped in ``BOOT_FROM_STOPPED``; with the names of the EC2
+    calls the launcher makes."""
+    kubelet = dataclasses.replace(KubeletConfig.immediate(), boot_from_stopped_delay=BOOT_FROM_STOPPED)
+    settings = StackSettings(instance_types=TYPES, kubelet=kubelet, leak_grace=5.0, leak_interval=2.0)
+    async with JitnodeStack(settings, ec2=moto_server) as stack:
+        calls: list[str] = []
+        _record_calls(stack, calls)
+        seed = load_seed(stack.cluster.network.cluster)
+        await stack.apply_nodeclass(seed.nodeclass)
+        pool = copy.deepcopy(seed.nodepool)
+        pool["spec"]["warmPool"] = warm_pool
+        if consolidate_after is not None:
+            pool["spec"]["disruption"]["consolidateAfter"] = consolidate_after
+        await stack.apply_nodepool(pool)
+        yield stack, calls
+
+
+async def tear_down_and_check_nothing_left(stack: JitnodeStack) -> None:
+    """Delete inflate, the pool and every claim; then no instance may be left, running or stopped."""
+    api = stack.api
+    assert api is not None
+    custom = client.CustomObjectsApi(api)
+    apps: Any = client.AppsV1Api(api)
+    await apps.delete_namespaced_deployment("inflate", "default")
+    await custom.delete_cluster_custom_object(*CUSTOM, "nodepools", "default")
+    for claim in await _claims(api):
+        await custom.delete_cluster_custom_object(*CUSTOM, "nodeclaims", claim["metadata"]["name"])
+
+    async def gone() -> bool:
+        return not await _ours(stack) and not await _claims(api)
+
+    await stack.cluster.wait_for(gone, timeout=60)
+
+
 def _record_calls(stack: JitnodeStack, calls: list[str]) -> None:
     """Append the name of every EC2 call the (current) launcher makes to ``calls``."""
     assert stack.launcher is not None
@@ -72,18 +113,9 @@ async def test_scale_up_is_served_by_a_warm_instance_and_nothing_leaks(
 ) -> None:
     stops = state != "Running"
     parked_as = "stopped" if stops else "running"
-    kubelet = dataclasses.replace(KubeletConfig.immediate(), boot_from_stopped_delay=BOOT_FROM_STOPPED)
-    settings = StackSettings(instance_types=TYPES, kubelet=kubelet, leak_grace=5.0, leak_interval=2.0)
-    async with JitnodeStack(settings, ec2=moto_server) as stack:
+    async with warm_stack(moto_server, {"size": 2, "maxSize": 2, "state": state}) as (stack, calls):
         api = stack.api
         assert api is not None
-        calls: list[str] = []
-        _record_calls(stack, calls)
-        seed = load_seed(stack.cluster.network.cluster)
-        await stack.apply_nodeclass(seed.nodeclass)
-        pool = copy.deepcopy(seed.nodepool)
-        pool["spec"]["warmPool"] = {"size": 2, "maxSize": 2, "state": state}
-        await stack.apply_nodepool(pool)
         custom = client.CustomObjectsApi(api)
         core = client.CoreV1Api(api)
 
@@ -173,15 +205,7 @@ async def test_scale_up_is_served_by_a_warm_instance_and_nothing_leaks(
         await stack.cluster.wait_for(refilled, timeout=90)
 
         # (5) Teardown: the pool and every claim deleted; no instance left, running or stopped.
-        await apps.delete_namespaced_deployment("inflate", "default")
-        await custom.delete_cluster_custom_object(*CUSTOM, "nodepools", "default")
-        for claim in await _claims(api):
-            await custom.delete_cluster_custom_object(*CUSTOM, "nodeclaims", claim["metadata"]["name"])
-
-        async def gone() -> bool:
-            return not await _ours(stack) and not await _claims(api)
-
-        await stack.cluster.wait_for(gone, timeout=60)
+        await tear_down_and_check_nothing_left(stack)
 
 
 def _condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:

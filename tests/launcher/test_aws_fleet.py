@@ -18,27 +18,22 @@ from moto.core.responses import ActionResult
 from moto.ec2.responses.fleets import Fleets
 
 from launcher.aws import testing
-from launcher.aws.catalogue import InstanceCatalogue
 from launcher.aws.fleet import MAX_OVERRIDES, ON_DEMAND_STRATEGY, SPOT_STRATEGY, overrides
-from launcher.aws.nodeclass import NodeClassResolver, ResolverSettings
 from launcher.aws.provider import AWSCloudProvider
 from launcher.aws.session import AWSClients
-from launcher.aws.templates import LaunchTemplates
 from launcher.model import InsufficientCapacityError, LaunchError, LaunchRequest, ThrottledError
 from localcluster.ec2 import ClusterNetwork, MotoEC2
 from shared import labels
 
-ROLE = "KarpenterNodeRole-test"
+ROLE = testing.TEST_ROLE
 
 
 @pytest.fixture
 async def provider(ec2: MotoEC2, ec2_network: ClusterNetwork) -> AsyncIterator[AWSCloudProvider]:
     async with AWSClients(testing.moto_settings(ec2.endpoint)) as clients:
-        await clients.iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument="{}")
-        resolver = NodeClassResolver(clients, ResolverSettings(cluster=ec2_network.cluster))
-        templates = LaunchTemplates(clients, resolver, testing.cluster_info(ec2_network.cluster))
-        aws = AWSCloudProvider(InstanceCatalogue(clients), templates)
-        await aws.sync([testing.nodeclass(role=ROLE)], [testing.nodepool(labels={"intent": "apps"})])
+        aws = await testing.synced_provider(
+            clients, ec2_network.cluster, [testing.nodepool(labels={"intent": "apps"})]
+        )
         yield aws
 
 

@@ -14,18 +14,15 @@ import pytest
 from botocore.exceptions import ClientError
 
 from launcher.aws import testing
-from launcher.aws.catalogue import CatalogueSettings, InstanceCatalogue
 from launcher.aws.hibernation import HIBERNATION_TAG
-from launcher.aws.nodeclass import NodeClassResolver, ResolverSettings
 from launcher.aws.provider import AWSCloudProvider
 from launcher.aws.session import AWSClients
-from launcher.aws.templates import LaunchTemplates
 from launcher.model import Instance, LaunchRequest
 from localcluster.ec2 import ClusterNetwork, MotoEC2
 from shared import labels
 from shared.api.warmpool import HIBERNATED, STOPPED
 
-ROLE = "KarpenterNodeRole-test"
+ROLE = testing.TEST_ROLE
 TYPES = ("m5.large", "m5.xlarge", "r5.8xlarge", "m6g.large")
 HIBERNATED_POOL = {"size": 1, "state": "Hibernated"}
 FILLS = ("warm-a", "warm-b")  # the claims the warm pool would call hibernation fills
@@ -34,12 +31,9 @@ FILLS = ("warm-a", "warm-b")  # the claims the warm pool would call hibernation 
 @pytest.fixture
 async def provider(ec2: MotoEC2, ec2_network: ClusterNetwork) -> AsyncIterator[AWSCloudProvider]:
     async with AWSClients(testing.moto_settings(ec2.endpoint)) as clients:
-        await clients.iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument="{}")
-        resolver = NodeClassResolver(clients, ResolverSettings(cluster=ec2_network.cluster))
-        templates = LaunchTemplates(clients, resolver, testing.cluster_info(ec2_network.cluster))
-        catalogue = InstanceCatalogue(clients, CatalogueSettings(instance_types=TYPES))
-        aws = AWSCloudProvider(catalogue, templates)
-        await aws.sync([testing.nodeclass(role=ROLE)], [testing.nodepool(warm_pool=HIBERNATED_POOL)])
+        aws = await testing.synced_provider(
+            clients, ec2_network.cluster, [testing.nodepool(warm_pool=HIBERNATED_POOL)], TYPES
+        )
         await aws.instance_types()
         aws.hibernate_fills(lambda nodeclaim: nodeclaim in FILLS)
         yield aws

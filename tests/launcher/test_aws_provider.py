@@ -7,27 +7,19 @@ from collections.abc import AsyncIterator
 import pytest
 
 from launcher.aws import testing
-from launcher.aws.catalogue import CatalogueSettings, InstanceCatalogue
-from launcher.aws.nodeclass import NodeClassResolver, ResolverSettings
 from launcher.aws.provider import AWSCloudProvider
 from launcher.aws.session import AWSClients
-from launcher.aws.templates import LaunchTemplates
 from launcher.model import LaunchRequest
 from localcluster.ec2 import ClusterNetwork, MotoEC2
 from shared import labels
-
-ROLE = "KarpenterNodeRole-test"
 
 
 @pytest.fixture
 async def provider(ec2: MotoEC2, ec2_network: ClusterNetwork) -> AsyncIterator[AWSCloudProvider]:
     async with AWSClients(testing.moto_settings(ec2.endpoint)) as clients:
-        await clients.iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument="{}")
-        resolver = NodeClassResolver(clients, ResolverSettings(cluster=ec2_network.cluster))
-        templates = LaunchTemplates(clients, resolver, testing.cluster_info(ec2_network.cluster))
-        catalogue = InstanceCatalogue(clients, CatalogueSettings(instance_types=("m5.large", "m6g.large")))
-        aws = AWSCloudProvider(catalogue, templates)
-        await aws.sync([testing.nodeclass(role=ROLE)], [testing.nodepool()])
+        aws = await testing.synced_provider(
+            clients, ec2_network.cluster, [testing.nodepool()], ("m5.large", "m6g.large")
+        )
         yield aws
 
 

@@ -40,10 +40,13 @@ def pool(
     after: str = "30s",
     budgets: list[dict[str, Any]] | None = None,
     taints: list[dict[str, str]] | None = None,
+    window: object = None,
 ) -> PoolView:
     disruption: dict[str, Any] = {"consolidationPolicy": policy, "consolidateAfter": after}
     if budgets is not None:
         disruption["budgets"] = budgets
+    if window is not None:
+        disruption["stabilizationWindow"] = window
     spec: dict[str, Any] = {
         "nodeClassRef": {"group": "jitnode.io", "kind": "EC2NodeClass", "name": "default"}
     }

@@ -3,7 +3,6 @@ and disruption keeping room for them on the pools that ask for it."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -152,11 +151,8 @@ def test_chunks_take_the_workloads_pod_shape_and_skip_unreadable_pods() -> None:
 # Disruption ---------------------------------------------------------------------------------------
 
 
-def windowed(name: str = "default", window: timedelta = timedelta(minutes=5)) -> PoolView:
-    view = pool(name)
-    nodepool = view.pool
-    disruption = replace(nodepool.disruption, stabilization_window=window)
-    return replace(view, pool=replace(nodepool, disruption=disruption))
+def windowed(name: str = "default") -> PoolView:
+    return pool(name, window="5m")
 
 
 def peak(level: int, cpu_m: int = 1000, ago: timedelta = timedelta(minutes=1)) -> RetainedChunk:
@@ -200,19 +196,7 @@ def test_an_underutilized_node_is_kept_for_the_peak_or_replaced_with_room_for_it
 
 def test_the_window_is_parsed_bounded_and_written_back() -> None:
     def parse(window: object) -> NodePool:
-        return NodePool.from_api(
-            {
-                "apiVersion": "jitnode.io/v1",
-                "kind": "NodePool",
-                "metadata": {"name": "p"},
-                "spec": {
-                    "template": {
-                        "spec": {"nodeClassRef": {"group": "jitnode.io", "kind": "EC2NodeClass", "name": "d"}}
-                    },
-                    "disruption": {"stabilizationWindow": window},
-                },
-            }
-        )
+        return pool(window=window).pool
 
     assert parse("5m").disruption.stabilization_window == timedelta(minutes=5)
     assert parse("5m").to_api()["spec"]["disruption"]["stabilizationWindow"] == "5m"

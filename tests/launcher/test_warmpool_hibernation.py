@@ -27,7 +27,7 @@ from shared import labels
 from shared.api.nodeclass import EC2NodeClass
 from shared.api.warmpool import HIBERNATED, STOPPED, WarmPoolSpec
 from tests.launcher.planner_fixtures import CATALOGUE, nodepool
-from tests.launcher.test_warmpool import NOW, claim
+from tests.launcher.test_warmpool import NOW, claim, instance
 
 HIBERNATING = WarmPoolSpec(size=1, state=HIBERNATED)
 
@@ -175,17 +175,7 @@ def test_a_launched_instance_is_known_ready_for_hibernation_by_its_tag_or_its_op
 
 
 def _instance(state: str, configured: bool) -> Instance:
-    return Instance(
-        id="i-warm",
-        instance_type="m5.xlarge",
-        zone="us-east-1a",
-        capacity_type="on-demand",
-        state=state,
-        launch_time=NOW,
-        private_dns_name="ip-10-0-0-1.ec2.internal",
-        image_id="ami-1",
-        hibernation_configured=configured,
-    )
+    return instance(state, hibernation_configured=configured)
 
 
 def test_only_an_instance_launched_for_hibernation_is_hibernated_the_others_parked_stopped() -> None:

@@ -74,7 +74,13 @@ FULL: dict[str, Any] = {
         },
         "limits": {"cpu": "1000", "memory": "4000Gi", "nvidia.com/gpu": "16"},
         "weight": 50,
-        "warmPool": {"size": 1, "maxSize": 3, "state": "Hibernated", "reuseOnScaleIn": True, "hedgedStarts": 1},
+        "warmPool": {
+            "size": 1,
+            "maxSize": 3,
+            "state": "Hibernated",
+            "reuseOnScaleIn": True,
+            "hedgedStarts": 1,
+        },
     },
     "status": {
         "resources": {"cpu": "96", "nodes": "3"},
