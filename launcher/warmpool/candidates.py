@@ -7,7 +7,8 @@ room before it plans new claims, so it packs them onto warm instances first, by 
 what is left. ``plan.covered`` then says which warm claims to start, and for which pods.
 
 Parked instances come first, fastest to serve first (Running, then Hibernated, then Stopped),
-then those still filling; within each, the cheapest type.
+then those still filling; within each, the cheapest type. A drifted warm claim is offered to no
+plan: it is about to be rotated.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from launcher.model import InstanceType
 from launcher.planner.inputs import InFlightClaim
 from launcher.warmpool.claims import is_warm, parked_state
 from shared import labels
-from shared.api.nodeclaim import NodeClaim
+from shared.api.nodeclaim import DRIFTED, NodeClaim
 from shared.api.warmpool import HIBERNATED, RUNNING, STOPPED
 from shared.demand import PodDemand
 from shared.requirements import Requirements
@@ -55,7 +56,7 @@ def warm_in_flight(
     """The pool's warm claims as in-flight claims the planner may cover pods with."""
     ranked: list[tuple[int, float, str, InFlightClaim]] = []
     for claim in claims:
-        if not is_warm(claim) or claim.metadata.deletion_timestamp is not None:
+        if not is_warm(claim) or claim.metadata.deletion_timestamp is not None or claim.is_true(DRIFTED):
             continue
         instance_type = _launched_type(claim, catalogue)
         if instance_type is None:

@@ -4,7 +4,8 @@ On every change (and every ``resync_seconds``) it reads the pools, claims, nodes
 decides with the pure modules of this package and acts:
 
 - sizing: creates warm NodeClaims up to the desired size (within the pool's limits), deletes the
-  surplus and the expired (``expireAfter`` rotates warm instances like nodes); the lifecycle
+  surplus, the expired (``expireAfter`` rotates warm instances like nodes) and the drifted (their
+  ``Drifted`` condition, kept by ``launcher.status.drift`` as for any claim); the lifecycle
   controller launches them like any claim, but a Hibernated pool's fills on types EC2 can
   hibernate, ready for it (:meth:`WarmPoolController.hibernates` tells the provider which);
 - each warm claim's next step (``steps``): cordon, evict, delete the Node, StopInstances, park;
@@ -63,7 +64,7 @@ from launcher.warmpool.sizing import (
 from shared import labels
 from shared.api._fields import format_time
 from shared.api.meta import Condition
-from shared.api.nodeclaim import INITIALIZED, REGISTERED, NodeClaim
+from shared.api.nodeclaim import DRIFTED, INITIALIZED, REGISTERED, NodeClaim
 from shared.api.nodepool import NodePool
 from shared.api.warmpool import HIBERNATED, RUNNING, STOPPED, WarmPoolSpec, WarmPoolStatus
 from shared.logs import get_logger
@@ -215,7 +216,13 @@ class WarmPoolController:
         expired = [c for c in warm if is_expired(c, now)]
         for claim in expired:
             await self._delete(claim, "expired (expireAfter)")
-        alive = [c for c in warm if c not in expired]
+        # A drifted warm instance (new AMI, changed NodePool or NodeClass) would only be replaced
+        # right after it served: it is rotated now, and refilled with what a launch uses today.
+        drifted = [c for c in warm if c not in expired and c.is_true(DRIFTED)]
+        for claim in drifted:
+            condition = claim.condition(DRIFTED)
+            await self._delete(claim, f"drifted ({condition.reason if condition else DRIFTED})")
+        alive = [c for c in warm if c not in expired and c not in drifted]
         desired = desired_size(spec, recent_demand(pool_claims, now, self.settings.demand_window))
         if pool.warm_pool is None:
             desired = 0

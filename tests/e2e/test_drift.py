@@ -22,10 +22,12 @@ from launcher.config import DriftConfig, LauncherConfig
 from launcher.disruption.replacement import REPLACES_ANNOTATION
 from localcluster.demo.seed import load_seed
 from localcluster.ec2 import ACCOUNT_ID, KUBERNETES_VERSION, MotoEC2
+from localcluster.kubelet import KubeletConfig
 from localcluster.stack import JitnodeStack, StackSettings
 from shared import labels
 from shared.api._fields import parse_time
 from tests.e2e.test_provisioning import inflate
+from tests.e2e.test_warm_pool import BOOT_FROM_STOPPED, _ours, tear_down_and_check_nothing_left
 
 pytestmark = pytest.mark.slow
 
@@ -196,3 +198,51 @@ def _event_time(event: Any) -> datetime:
     stamp = event.first_timestamp or event.event_time or event.last_timestamp
     assert stamp is not None
     return stamp if isinstance(stamp, datetime) else parse_time(stamp)
+
+
+async def test_parked_warm_instances_are_rotated_when_the_ami_moves_on(moto_server: MotoEC2) -> None:
+    """A warm pool's parked instances drift like nodes: they are replaced by fills on the new AMI
+    (and the old ones terminated) before any scale-up could start them."""
+    kubelet = dataclasses.replace(KubeletConfig.immediate(), boot_from_stopped_delay=BOOT_FROM_STOPPED)
+    settings = StackSettings(instance_types=TYPES, kubelet=kubelet, leak_grace=5.0, leak_interval=2.0)
+    async with FastDriftStack(settings, ec2=moto_server) as stack:
+        api = stack.api
+        assert api is not None
+        network = stack.cluster.network
+        seed = load_seed(network.cluster)
+        await stack.apply_nodeclass(seed.nodeclass)
+        pool = copy.deepcopy(seed.nodepool)
+        pool["spec"]["warmPool"] = {"size": 2, "maxSize": 2, "state": "Stopped"}
+        await stack.apply_nodepool(pool)
+
+        async def parked_on(ami: str) -> set[str] | None:
+            claims = [
+                c
+                for c in await _claims(api)
+                if c["metadata"]["labels"].get(labels.WARM_LABEL) == "true"
+                and _condition(c, "Warm").get("reason") == "Stopped"
+                and c["status"].get("imageID") == ami
+                and not c["metadata"].get("deletionTimestamp")
+            ]
+            stopped = {i["InstanceId"] for i in await _ours(stack) if i["State"]["Name"] == "stopped"}
+            ids = {c["status"]["instanceID"] for c in claims}
+            return ids if len(ids) == 2 and ids <= stopped else None
+
+        old = await stack.cluster.wait_for(lambda: parked_on(network.amis["x86_64"]), timeout=60)
+        assert old is not None
+        new_ami = await asyncio.to_thread(
+            _register_ami,
+            moto_server,
+            f"amazon-eks-node-al2023-x86_64-standard-{KUBERNETES_VERSION}-v20261202",
+        )
+        await asyncio.to_thread(moto_server.put_reserved_parameter, network.ami_parameters["x86_64"], new_ami)
+
+        new = await stack.cluster.wait_for(lambda: parked_on(new_ami), timeout=60)
+        assert new is not None
+        assert not new & old
+
+        async def old_gone() -> bool:
+            return not {i["InstanceId"] for i in await _ours(stack)} & old
+
+        await stack.cluster.wait_for(old_gone, timeout=60)
+        await tear_down_and_check_nothing_left(stack)

@@ -81,12 +81,14 @@ async def warm_stack(
 
 
 async def tear_down_and_check_nothing_left(stack: JitnodeStack) -> None:
-    """Delete inflate, the pool and every claim; then no instance may be left, running or stopped."""
+    """Delete inflate (if any), the pool and every claim; then no instance may be left, running or
+    stopped."""
     api = stack.api
     assert api is not None
     custom = client.CustomObjectsApi(api)
     apps: Any = client.AppsV1Api(api)
-    await apps.delete_namespaced_deployment("inflate", "default")
+    if (await apps.list_namespaced_deployment("default")).items:
+        await apps.delete_namespaced_deployment("inflate", "default")
     await custom.delete_cluster_custom_object(*CUSTOM, "nodepools", "default")
     for claim in await _claims(api):
         await custom.delete_cluster_custom_object(*CUSTOM, "nodeclaims", claim["metadata"]["name"])

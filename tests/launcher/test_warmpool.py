@@ -432,6 +432,14 @@ def test_warm_claims_are_offered_fastest_first_with_their_types_room() -> None:
     assert all(not f.pods for f in offered)
 
 
+def test_a_drifted_warm_claim_is_offered_to_no_plan() -> None:
+    raw = parked(STOPPED, name="drifted").to_api()
+    drift = {"type": "Drifted", "status": "True", "reason": "AMIDrift", "lastTransitionTime": _time(NOW)}
+    raw["status"]["conditions"].append(drift)
+    offered = warm_in_flight([NodeClaim.from_api(raw), parked(STOPPED, name="current")], TYPES, {})
+    assert [f.name for f in offered] == ["current"]
+
+
 def test_the_planner_covers_pods_with_a_warm_instance_before_it_buys() -> None:
     pool = nodepool(pool_labels={"intent": "apps"})
     demand = {p.uid: p for p in (pod(f"p{i}", selector={"intent": "apps"}) for i in range(2))}
