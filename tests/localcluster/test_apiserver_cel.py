@@ -114,6 +114,22 @@ async def test_nodepool_violating_a_rule_is_refused_and_a_valid_one_accepted(
     ]
 
 
+async def test_a_stabilization_window_over_an_hour_is_refused(
+    kube: tuple[APIServer, client.ApiClient],
+) -> None:
+    co = client.CustomObjectsApi(kube[1])
+    pool = test_api_nodepool.minimal()
+    pool["spec"]["disruption"] = {"stabilizationWindow": "1h30m"}
+    with pytest.raises(ApiException) as info:
+        await co.create_cluster_custom_object(GROUP, VERSION, "nodepools", pool)
+    assert causes(info.value) == [
+        ("spec.disruption.stabilizationWindow", 'Invalid value: "string": must be at most 1h, as the HPA\'s')
+    ]
+    pool["spec"]["disruption"] = {"stabilizationWindow": "59m60s"}
+    created = await co.create_cluster_custom_object(GROUP, VERSION, "nodepools", pool)
+    assert created["spec"]["disruption"]["stabilizationWindow"] == "59m60s"
+
+
 async def test_ec2nodeclass_rules_and_schema(kube: tuple[APIServer, client.ApiClient]) -> None:
     co = client.CustomObjectsApi(kube[1])
     good = copy.deepcopy(test_api_nodeclass.FULL)
