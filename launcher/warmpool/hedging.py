@@ -10,9 +10,11 @@ consolidation removes it; ``bench/capacity_sim.py`` shows what that buys (``jitn
 
 Only starts of parked Stopped or Hibernated instances for real pods are hedged: a Running
 instance serves in seconds, an instance still filling is already on its way, and a
-CapacityBuffer's chunks are not waiting for anything. Spares are the pool's fastest parked
-instances (Hibernated before Stopped), largest first, so a spare can take the pods of any
-instance it stands in for; then the cheapest.
+CapacityBuffer's chunks are not waiting for anything. Spares are the pool's parked instances in
+the zones of those they stand in for first (pods pinned to a zone can only use a spare there),
+then the fastest (Hibernated before Stopped), the largest (so a spare can take the pods of any
+instance it stands in for), then the cheapest. Other pod constraints (anti-affinity, a zone
+spread) are not weighed.
 """
 
 from __future__ import annotations
@@ -86,12 +88,15 @@ def spares(
         and (c.nodepool or "") in wanted
     ]
 
-    def rank(claim: NodeClaim) -> tuple[int, int, float, str]:
+    zones = {c.metadata.labels.get(labels.ZONE) for c in taken}
+
+    def rank(claim: NodeClaim) -> tuple[bool, int, int, float, str]:
         state = parked_state(claim) or STOPPED
         instance_type = catalogue.get(claim.metadata.labels.get(labels.INSTANCE_TYPE, ""))
         cpu = instance_type.allocatable.amount("cpu") if instance_type is not None else 0
         price = (instance_type.cheapest_price(claim.node_requirements()) or 0.0) if instance_type else 0.0
-        return (HEDGED_STATES[state], -cpu, price, claim.name)
+        elsewhere = claim.metadata.labels.get(labels.ZONE) not in zones
+        return (elsewhere, HEDGED_STATES[state], -cpu, price, claim.name)
 
     out: list[NodeClaim] = []
     for claim in sorted(parked, key=rank):

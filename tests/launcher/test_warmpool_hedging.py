@@ -39,6 +39,14 @@ def test_each_parked_start_brings_its_spares_fastest_then_largest_then_cheapest(
     assert names(spares([primary], others, pools(5), CATALOGUE)) == ["resumes", "large", "small"]
 
 
+def test_spares_in_the_zone_of_the_instance_they_stand_in_for_come_first() -> None:
+    primary = parked(STOPPED, name="p", zone="us-east-1a")
+    faster_elsewhere = parked(HIBERNATED, name="elsewhere", zone="us-east-1b")
+    same_zone = parked(STOPPED, name="same", zone="us-east-1a")
+    picked = spares([primary], [primary, faster_elsewhere, same_zone], pools(2), CATALOGUE)
+    assert names(picked) == ["same", "elsewhere"]
+
+
 def test_nothing_is_hedged_without_the_setting_or_for_running_and_filling_instances() -> None:
     spare = parked(STOPPED, name="spare")
     assert spares([parked(STOPPED, name="p")], [spare], pools(0), CATALOGUE) == []
