@@ -151,6 +151,7 @@ class WarmPoolController:
         self._created: dict[str, NodeClaim] = {}
         # What each stop answered (Hibernated, or Stopped when EC2 would not hibernate it).
         self._stopped_as: dict[str, str] = {}
+        self._starting: set[str] = set()  # instances a StartInstances is under way for
         # Hibernated pools that allow no type EC2 can hibernate (warned about once).
         self._cannot_hibernate: set[str] = set()
         provider.hibernate_fills(self.hibernates)
@@ -413,12 +414,20 @@ class WarmPoolController:
         self._instances.refreshed_at = None
 
     async def _start(self, instance_id: str) -> None:
-        """StartInstances, only from ``stopped`` as EC2 reports it now (a retry never acts twice)."""
-        current = await self._provider.get(instance_id)
-        if current is None or current.state != "stopped":
+        """StartInstances, only from ``stopped`` as EC2 reports it now (a retry never acts twice),
+        and one start at a time per instance: ``activate`` and a reconcile may both get here
+        before either's StartInstances has landed."""
+        if instance_id in self._starting:
             return
-        await self._provider.start(instance_id)
-        self._forget_state(instance_id)
+        self._starting.add(instance_id)
+        try:
+            current = await self._provider.get(instance_id)
+            if current is None or current.state != "stopped":
+                return
+            await self._provider.start(instance_id)
+            self._forget_state(instance_id)
+        finally:
+            self._starting.discard(instance_id)
 
     async def _evict(self, pod: Obj) -> None:
         meta = pod.get("metadata") or {}
