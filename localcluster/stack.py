@@ -31,7 +31,9 @@ from launcher.config import (
     ServerSettings,
 )
 from launcher.service import LauncherService
+from localcluster.apiserver.patch import merge_patch
 from localcluster.cluster import REPO_ROOT, LocalCluster
+from localcluster.demo.seed import Seed, load_seed
 from localcluster.ec2 import CREDENTIALS, MotoEC2
 from localcluster.kubelet import KubeletConfig
 from localcluster.motoprocess import MotoProcess
@@ -256,3 +258,11 @@ class JitnodeStack:
 
     async def apply_nodeclass(self, body: dict[str, Any]) -> None:
         await self.apply_custom(NODECLASS_PLURAL, body)
+
+    async def apply_seed(self, pool_patch: dict[str, Any] | None = None) -> Seed:
+        """Apply the seed's EC2NodeClass and NodePool (converted, as the demo applies them), the
+        pool changed by ``pool_patch`` (a JSON merge patch); returns the seed as loaded."""
+        seed = load_seed(self.cluster.network.cluster)
+        await self.apply_nodeclass(seed.nodeclass)
+        await self.apply_nodepool(merge_patch(seed.nodepool, pool_patch or {}))
+        return seed

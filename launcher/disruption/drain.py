@@ -100,6 +100,18 @@ def taints_without_disrupted(taints: Sequence[Obj]) -> list[dict[str, Any]]:
     return [dict(t) for t in taints if t.get("key") != labels.DISRUPTED_TAINT]
 
 
+def unmark_patch(node: Obj) -> dict[str, Any]:
+    """The Node merge patch that takes the disruption mark off, guarded by the node's
+    resourceVersion (a Node's taints have no merge key: the patch carries the whole list)."""
+    return {
+        "metadata": {
+            "annotations": {labels.DISRUPTING_ANNOTATION: None},
+            "resourceVersion": (node.get("metadata") or {}).get("resourceVersion"),
+        },
+        "spec": {"taints": taints_without_disrupted((node.get("spec") or {}).get("taints") or [])},
+    }
+
+
 def taints_with_candidate(taints: Sequence[Obj], candidate: bool) -> list[dict[str, Any]]:
     """The node's whole taint list with the disruption-candidate taint present once, or absent."""
     kept = [dict(t) for t in taints if t.get("key") != labels.DISRUPTION_CANDIDATE_TAINT]
@@ -172,18 +184,7 @@ class Drainer:
         """Remove our annotation and taint (a disruption given up); a gone node is fine."""
         try:
             node = await self._core.read_node(node_name)
-            raw = self._api.sanitize_for_serialization(node)
-            taints = (raw.get("spec") or {}).get("taints") or []
-            await self._nodes.patch(
-                node_name,
-                {
-                    "metadata": {
-                        "annotations": {labels.DISRUPTING_ANNOTATION: None},
-                        "resourceVersion": raw["metadata"]["resourceVersion"],
-                    },
-                    "spec": {"taints": taints_without_disrupted(taints)},
-                },
-            )
+            await self._nodes.patch(node_name, unmark_patch(self._api.sanitize_for_serialization(node)))
         except ApiException as error:
             if error.status == 404:
                 return

@@ -265,8 +265,8 @@ class Provisioner:
         for_pods = [known[n] for n, (uids, _) in wanted.items() if any(not is_buffer_uid(u) for u in uids)]
         pools = self._state.nodepools()
         spare = spares(for_pods, (known[n] for n in names - wanted.keys()), pools, self._catalogue.get())
-        hedge = next((c.name for c in for_pods if spare), None)  # the spares stand in for all of them
-        hedged = {c.name for c in for_pods if hedging.hedgeable(c, pools)} if spare else set()
+        hedged = [c.name for c in for_pods if hedging.hedgeable(c, pools)] if spare else []
+        hedge = hedged[0] if hedged else None  # the spares stand in for all of them
         for name, (uids, requests) in wanted.items():
             taken = await self._take_warm(name, uids, requests, name if name in hedged else None)
             if taken is not None:

@@ -8,7 +8,10 @@ and ClientToken), plus:
   False with reason ``Activated`` once the planner took it for pods;
 - on a claim taken from the pool, the annotation ``jitnode.io/warm-serves`` with the pods it was
   started for and their requests (a claim's spec is immutable, and in-flight accounting needs
-  them to not plan those pods again while the instance starts).
+  them to not plan those pods again while the instance starts);
+- on a claim taken in a hedged start (``hedging``), ``jitnode.io/warm-hedged`` naming the claim
+  the pods were planned on (its own name, or another's for a spare);
+- on a claim returned to the pool on scale-in (``reuse``), ``jitnode.io/warm-returned``.
 
 The instance keeps the tags every claim's instance has (cluster, nodepool, nodeclaim): leak
 collection and a restarted launcher find a warm instance through its claim like any other.
@@ -39,6 +42,18 @@ ACTIVATED: Final = "Activated"
 def is_warm(claim: NodeClaim) -> bool:
     """Whether the claim belongs to its pool's warm pool (filling or parked)."""
     return claim.metadata.labels.get(labels.WARM_LABEL) == "true"
+
+
+def hedged(claim: NodeClaim) -> bool:
+    """Whether the claim was taken from its pool in a hedged start (it goes back when emptied)."""
+    return labels.WARM_HEDGED_ANNOTATION in claim.metadata.annotations
+
+
+def is_spare(claim: NodeClaim) -> bool:
+    """A spare of a hedged start: taken for no pod of its own (the claim it stands in for is
+    named in its annotation), so it is no demand for the pool's sizing."""
+    hedge = claim.metadata.annotations.get(labels.WARM_HEDGED_ANNOTATION)
+    return hedge is not None and hedge != claim.name
 
 
 def warm_condition(claim: NodeClaim) -> Condition | None:

@@ -30,6 +30,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from launcher import metrics
+from launcher.disruption.drain import unmark_patch
 from launcher.kube import NodeClaimWriter, NodeWriter, StatusWriter
 from launcher.lifecycle.controller import set_condition
 from launcher.lifecycle.instances import InstanceIndex
@@ -44,13 +45,14 @@ from launcher.warmpool.claims import (
     ACTIVATED,
     WARM_CONDITION,
     activated_at,
+    is_spare,
     is_warm,
     parked_state,
     serves_annotation,
     starting,
 )
 from launcher.warmpool.cost import DEFAULT_VOLUME_GIB, WarmInstanceCost, format_dollars, hourly_cost
-from launcher.warmpool.hedging import is_spare, on_loan
+from launcher.warmpool.hedging import on_loan
 from launcher.warmpool.sizing import (
     DEFAULT_WINDOW,
     desired_size,
@@ -213,7 +215,7 @@ class WarmPoolController:
         self, pool: NodePool, spec: WarmPoolSpec, pool_claims: list[NodeClaim], all_claims: list[NodeClaim]
     ) -> None:
         now = self._now()
-        warm = [c for c in pool_claims if is_warm(c) and c.metadata.deletion_timestamp is None]
+        warm = _in_pool(pool_claims)
         expired = [c for c in warm if is_expired(c, now)]
         for claim in expired:
             await self._delete(claim, "expired (expireAfter)")
@@ -224,9 +226,7 @@ class WarmPoolController:
             condition = claim.condition(DRIFTED)
             await self._delete(claim, f"drifted ({condition.reason if condition else DRIFTED})")
         alive = [c for c in warm if c not in expired and c not in drifted]
-        desired = desired_size(spec, recent_demand(pool_claims, now, self.settings.demand_window))
-        if pool.warm_pool is None:
-            desired = 0
+        desired = self._desired(pool, pool_claims, now)
         # With reuseOnScaleIn, fills keep only the floor: the rest of what demand asks for comes
         # back from scale-in, already booted, rather than being launched beside it.
         fill_to = min(desired, spec.size) if spec.reuse_on_scale_in else desired
@@ -242,6 +242,12 @@ class WarmPoolController:
         elif len(alive) < fill_to:
             await self._fill(pool, fill_to, alive, pool_claims, all_claims)
         await self._report(pool, desired, alive)
+
+    def _desired(self, pool: NodePool | None, pool_claims: Iterable[NodeClaim], now: datetime) -> int:
+        """How many warm instances the pool wants now (0 without a warm pool)."""
+        if pool is None or pool.warm_pool is None:
+            return 0
+        return desired_size(pool.warm_pool, recent_demand(pool_claims, now, self.settings.demand_window))
 
     async def _fill(
         self,
@@ -532,10 +538,8 @@ class WarmPoolController:
         pool = self._state.nodepools().get(claim.nodepool or "")
         now = self._now()
         pool_claims = [c for c in self._state.nodeclaims().values() if c.nodepool == claim.nodepool]
-        warm = sum(1 for c in pool_claims if is_warm(c) and c.metadata.deletion_timestamp is None)
-        spec = pool.warm_pool if pool is not None else None
-        demand = recent_demand(pool_claims, now, self.settings.demand_window)
-        desired = desired_size(spec, demand) if spec is not None else 0
+        warm = len(_in_pool(pool_claims))
+        desired = self._desired(pool, pool_claims, now)
         bound = log.bind(nodeclaim=nodeclaim, node=node, nodepool=claim.nodepool)
         why = reuse.refusal(claim, pool, warm, desired, reason, now)
         if why is not None:
@@ -567,7 +571,7 @@ class WarmPoolController:
         current = self._state.nodes().get(node)
         if current is not None:
             try:
-                await self._nodes.patch(node, steps.with_cordon(reuse.unmarked(current), current))
+                await self._nodes.patch(node, steps.with_cordon(unmark_patch(current), current))
             except ApiException as error:  # the steps cordon it; the disruption round unmarks it
                 bound.warning("returned node not cordoned yet", status=error.status, error=str(error.reason))
         return True
@@ -615,6 +619,11 @@ class WarmPoolController:
             return
         self._written[pool.name] = status
         log.info("warm pool", nodepool=pool.name, **status)
+
+
+def _in_pool(claims: Iterable[NodeClaim]) -> list[NodeClaim]:
+    """The warm claims (filling or parked) not being deleted."""
+    return [c for c in claims if is_warm(c) and c.metadata.deletion_timestamp is None]
 
 
 def _recently_taken(claim: NodeClaim, now: datetime, watch: timedelta) -> bool:

@@ -24,25 +24,13 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from launcher.model import InstanceType
-from launcher.warmpool.claims import activated_at, is_warm, parked_state
+from launcher.warmpool.claims import activated_at, hedged, is_warm, parked_state
 from shared import labels
 from shared.api.nodeclaim import NodeClaim
 from shared.api.nodepool import NodePool
 from shared.api.warmpool import HIBERNATED, STOPPED
 
 HEDGED_STATES: Final = {HIBERNATED: 0, STOPPED: 1}  # lower starts first
-
-
-def hedged(claim: NodeClaim) -> bool:
-    """Whether the claim was taken from its pool in a hedged start (it goes back when emptied)."""
-    return labels.WARM_HEDGED_ANNOTATION in claim.metadata.annotations
-
-
-def is_spare(claim: NodeClaim) -> bool:
-    """A spare of a hedged start: taken for no pod of its own (the claim it stands in for is
-    named in its annotation), so it is no demand for the pool's sizing."""
-    hedge = claim.metadata.annotations.get(labels.WARM_HEDGED_ANNOTATION)
-    return hedge is not None and hedge != claim.name
 
 
 def on_loan(claim: NodeClaim, now: datetime, window: timedelta) -> bool:

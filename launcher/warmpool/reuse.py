@@ -14,15 +14,12 @@ only lent.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Final
+from typing import Final
 
-from launcher.disruption.drain import taints_without_disrupted
 from launcher.disruption.mark import EMPTY, UNDERUTILIZED
-from launcher.warmpool.claims import is_warm
+from launcher.warmpool.claims import hedged, is_warm
 from launcher.warmpool.sizing import is_expired
-from shared import labels
 from shared.api.nodeclaim import DRIFTED, NodeClaim
 from shared.api.nodepool import NodePool
 
@@ -35,8 +32,7 @@ def refusal(
     """Why the claim may not go back to the warm pool, or None when it goes back. ``warm`` is the
     pool's warm instances now (filling or parked), ``desired`` the size it wants."""
     spec = pool.warm_pool if pool is not None else None
-    lent = labels.WARM_HEDGED_ANNOTATION in claim.metadata.annotations
-    if spec is None or not (spec.reuse_on_scale_in or lent):
+    if spec is None or not (spec.reuse_on_scale_in or hedged(claim)):
         return "its nodepool does not reuse nodes on scale-in (and it was not started hedged)"
     if reason not in SURPLUS_REASONS:
         return f"it was disrupted as {reason}, not as surplus"
@@ -49,17 +45,3 @@ def refusal(
     if warm >= desired:
         return f"the warm pool already has {warm} of the {desired} instances it wants"
     return None
-
-
-def unmarked(node: Mapping[str, Any]) -> dict[str, Any]:
-    """The Node merge patch that takes the disruption mark off a node going back to the pool (the
-    warm pool's cordon is added to it: ``steps.with_cordon``), guarded by its resourceVersion."""
-    meta = node.get("metadata") or {}
-    taints = (node.get("spec") or {}).get("taints") or []
-    return {
-        "metadata": {
-            "annotations": {labels.DISRUPTING_ANNOTATION: None},
-            "resourceVersion": meta.get("resourceVersion"),
-        },
-        "spec": {"taints": taints_without_disrupted(taints)},
-    }

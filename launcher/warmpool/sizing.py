@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from launcher.model import ON_DEMAND, InstanceType
-from launcher.warmpool.claims import activated_at, is_warm
+from launcher.warmpool.claims import activated_at, is_spare, is_warm
 from shared import labels
 from shared.api.nodeclaim import NodeClaim
 from shared.api.warmpool import WarmPoolSpec
@@ -42,8 +42,7 @@ def recent_demand(claims: Iterable[NodeClaim], now: datetime, window: timedelta 
     for claim in claims:
         if is_warm(claim) and labels.WARM_RETURNED_ANNOTATION not in claim.metadata.annotations:
             continue  # a fill; a node returned on scale-in was launched for demand, and counts
-        hedge = claim.metadata.annotations.get(labels.WARM_HEDGED_ANNOTATION)
-        if hedge is not None and hedge != claim.name:
+        if is_spare(claim):
             continue  # a hedged start's spare: no pod asked for it
         at = activated_at(claim) or claim.metadata.creation_timestamp
         if at is not None and now - at <= window:

@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from localcluster.demo.seed import load_seed
 from localcluster.ec2 import MotoEC2
 from localcluster.stack import JitnodeStack, StackSettings
 
@@ -15,7 +14,5 @@ from localcluster.stack import JitnodeStack, StackSettings
 async def stack(moto_server: MotoEC2) -> AsyncIterator[JitnodeStack]:
     """The stack running, with the seed's EC2NodeClass and NodePool applied (converted, as the demo does)."""
     async with JitnodeStack(StackSettings(), ec2=moto_server) as running:
-        seed = load_seed(running.cluster.network.cluster)
-        await running.apply_nodeclass(seed.nodeclass)
-        await running.apply_nodepool(seed.nodepool)
+        await running.apply_seed()
         yield running

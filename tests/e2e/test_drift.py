@@ -10,7 +10,6 @@ runs on the new AMI, the old instances are terminated, and no instance is left w
 from __future__ import annotations
 
 import asyncio
-import copy
 import dataclasses
 from datetime import datetime
 from typing import Any, Final
@@ -20,14 +19,12 @@ from kubernetes_asyncio import client
 
 from launcher.config import DriftConfig, LauncherConfig
 from launcher.disruption.replacement import REPLACES_ANNOTATION
-from localcluster.demo.seed import load_seed
 from localcluster.ec2 import ACCOUNT_ID, KUBERNETES_VERSION, MotoEC2
-from localcluster.kubelet import KubeletConfig
 from localcluster.stack import JitnodeStack, StackSettings
 from shared import labels
 from shared.api._fields import parse_time
 from tests.e2e.test_provisioning import inflate
-from tests.e2e.test_warm_pool import BOOT_FROM_STOPPED, _ours, tear_down_and_check_nothing_left
+from tests.e2e.test_warm_pool import _ours, tear_down_and_check_nothing_left, warm_stack
 
 pytestmark = pytest.mark.slow
 
@@ -78,11 +75,7 @@ async def test_new_ami_behind_the_alias_replaces_every_node_within_budget(moto_s
         api = stack.api
         assert api is not None
         network = stack.cluster.network
-        seed = load_seed(network.cluster)
-        await stack.apply_nodeclass(seed.nodeclass)
-        pool = copy.deepcopy(seed.nodepool)
-        pool["spec"]["disruption"]["budgets"] = [{"nodes": "1"}]
-        await stack.apply_nodepool(pool)
+        await stack.apply_seed({"spec": {"disruption": {"budgets": [{"nodes": "1"}]}}})
         core = client.CoreV1Api(api)
         apps: Any = client.AppsV1Api(api)
         await apps.create_namespaced_deployment("default", inflate(PODS))
@@ -203,17 +196,11 @@ def _event_time(event: Any) -> datetime:
 async def test_parked_warm_instances_are_rotated_when_the_ami_moves_on(moto_server: MotoEC2) -> None:
     """A warm pool's parked instances drift like nodes: they are replaced by fills on the new AMI
     (and the old ones terminated) before any scale-up could start them."""
-    kubelet = dataclasses.replace(KubeletConfig.immediate(), boot_from_stopped_delay=BOOT_FROM_STOPPED)
-    settings = StackSettings(instance_types=TYPES, kubelet=kubelet, leak_grace=5.0, leak_interval=2.0)
-    async with FastDriftStack(settings, ec2=moto_server) as stack:
+    warm_pool = {"size": 2, "maxSize": 2, "state": "Stopped"}
+    async with warm_stack(moto_server, warm_pool, stack_type=FastDriftStack) as (stack, _):
         api = stack.api
         assert api is not None
         network = stack.cluster.network
-        seed = load_seed(network.cluster)
-        await stack.apply_nodeclass(seed.nodeclass)
-        pool = copy.deepcopy(seed.nodepool)
-        pool["spec"]["warmPool"] = {"size": 2, "maxSize": 2, "state": "Stopped"}
-        await stack.apply_nodepool(pool)
 
         async def parked_on(ami: str) -> set[str] | None:
             claims = [

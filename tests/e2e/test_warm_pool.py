@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any, Final
@@ -23,7 +22,6 @@ from typing import Any, Final
 import pytest
 from kubernetes_asyncio import client
 
-from localcluster.demo.seed import load_seed
 from localcluster.ec2 import MotoEC2
 from localcluster.kubelet import KubeletConfig
 from localcluster.stack import JitnodeStack, StackSettings
@@ -60,23 +58,23 @@ async def _claims(api: client.ApiClient) -> list[dict[str, Any]]:
 
 @contextlib.asynccontextmanager
 async def warm_stack(
-    moto_server: MotoEC2, warm_pool: dict[str, Any], consolidate_after: str | None = None
+    moto_server: MotoEC2,
+    warm_pool: dict[str, Any],
+    consolidate_after: str | None = None,
+    stack_type: type[JitnodeStack] = JitnodeStack,
 ) -> AsyncIterator[tuple[JitnodeStack, list[str]]]:
     """The stack with the seed's NodeClass and its pool given ``warm_pool`` (and a shorter
     ``consolidateAfter``), started from stopped in ``BOOT_FROM_STOPPED``; with the names of the EC2
     calls the launcher makes."""
     kubelet = dataclasses.replace(KubeletConfig.immediate(), boot_from_stopped_delay=BOOT_FROM_STOPPED)
     settings = StackSettings(instance_types=TYPES, kubelet=kubelet, leak_grace=5.0, leak_interval=2.0)
-    async with JitnodeStack(settings, ec2=moto_server) as stack:
+    async with stack_type(settings, ec2=moto_server) as stack:
         calls: list[str] = []
         _record_calls(stack, calls)
-        seed = load_seed(stack.cluster.network.cluster)
-        await stack.apply_nodeclass(seed.nodeclass)
-        pool = copy.deepcopy(seed.nodepool)
-        pool["spec"]["warmPool"] = warm_pool
+        spec: dict[str, Any] = {"warmPool": warm_pool}
         if consolidate_after is not None:
-            pool["spec"]["disruption"]["consolidateAfter"] = consolidate_after
-        await stack.apply_nodepool(pool)
+            spec["disruption"] = {"consolidateAfter": consolidate_after}
+        await stack.apply_seed({"spec": spec})
         yield stack, calls
 
 

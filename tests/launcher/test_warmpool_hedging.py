@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
-from launcher.warmpool.hedging import hedged, spares
+from launcher.warmpool.claims import hedged
+from launcher.warmpool.hedging import spares
 from launcher.warmpool.reuse import refusal
 from shared import labels
 from shared.api.nodeclaim import NodeClaim

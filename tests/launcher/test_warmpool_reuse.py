@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from launcher.disruption.drain import unmark_patch
 from launcher.disruption.mark import DRIFTED, EMPTY, EXPIRED, INTERRUPTED, UNDERUTILIZED
 from launcher.warmpool import reuse, steps
 from launcher.warmpool.sizing import recent_demand
@@ -79,7 +80,7 @@ def test_the_returned_node_loses_the_disruption_mark_and_gets_the_warm_cordon() 
             ]
         },
     }
-    patch = steps.with_cordon(reuse.unmarked(node), node)
+    patch = steps.with_cordon(unmark_patch(node), node)
     assert patch["metadata"]["annotations"][labels.DISRUPTING_ANNOTATION] is None
     assert patch["metadata"]["annotations"][labels.DO_NOT_DISRUPT_ANNOTATION] == "true"
     assert patch["metadata"]["resourceVersion"] == "7"
